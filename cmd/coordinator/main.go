@@ -1,0 +1,17 @@
+// Command coordinator starts Sortie runs on disposable VMs and follows them:
+// see `coordinator --help` and internal/cli.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/sortie/sortie/internal/cli"
+)
+
+// version is set with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr, version))
+}

@@ -1,0 +1,117 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sortie/sortie/pkg/protocol"
+)
+
+// RunSpec is what a host asks to run.
+type RunSpec struct {
+	// Image is the agent image; required.
+	Image string `yaml:"image" json:"image"`
+	// Entrypoint replaces the image's entrypoint when set.
+	Entrypoint []string `yaml:"entrypoint" json:"entrypoint,omitempty"`
+	// Command replaces the image's default command when set.
+	Command []string `yaml:"command" json:"command,omitempty"`
+	// Env is the container's environment.
+	Env map[string]string `yaml:"env" json:"env,omitempty"`
+	// WorkDir is the container's working directory. Default /workspace.
+	WorkDir string `yaml:"workdir" json:"workdir,omitempty"`
+	// Workspace is a local directory shipped to the VM and mounted at
+	// /workspace. Optional.
+	Workspace string `yaml:"workspace" json:"workspace,omitempty"`
+	// Input is a JSON document handed to the agent at /sortie/input.json.
+	Input json.RawMessage `yaml:"-" json:"input,omitempty"`
+	// Timeout is the container timeout; required, > 0.
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// StopGrace is the time between the stop signal and the kill. Default 10 s.
+	StopGrace time.Duration `yaml:"stop_grace" json:"stop_grace,omitempty"`
+	// VMDeadline is the VM's lifetime from Start; the VM is gone by then
+	// whatever happens. Default: Timeout + 10 min.
+	VMDeadline time.Duration `yaml:"vm_deadline" json:"vm_deadline,omitempty"`
+	// Limits are the container's memory, CPU and pids limits.
+	Limits protocol.Limits `yaml:"limits" json:"limits"`
+	// Pull lets the VM pull the image when it is not present.
+	Pull bool `yaml:"pull" json:"pull,omitempty"`
+	// OutboxDir is where outbox files are saved; "{run}" in it becomes the
+	// run ID. Empty: not saved (the events still describe them).
+	OutboxDir string `yaml:"outbox_dir" json:"outbox_dir,omitempty"`
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate says everything that is wrong with s at once, in words that
+// say what to fix.
+func (s *RunSpec) Validate() error {
+	var errs []error
+	if strings.TrimSpace(s.Image) == "" {
+		errs = append(errs, errors.New("image is required: name the agent image to run"))
+	}
+	if s.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout must be positive, got %s", s.Timeout))
+	}
+	if s.StopGrace < 0 {
+		errs = append(errs, fmt.Errorf("stop grace must not be negative, got %s", s.StopGrace))
+	}
+	if s.VMDeadline < 0 {
+		errs = append(errs, fmt.Errorf("VM deadline must not be negative, got %s", s.VMDeadline))
+	} else if s.VMDeadline > 0 && s.VMDeadline <= s.Timeout {
+		errs = append(errs, fmt.Errorf("VM deadline (%s) must be longer than the timeout (%s)", s.VMDeadline, s.Timeout))
+	}
+	for k := range s.Env {
+		if !envName.MatchString(k) {
+			errs = append(errs, fmt.Errorf("environment variable name %q is not valid", k))
+		}
+	}
+	if s.Workspace != "" {
+		fi, err := os.Stat(s.Workspace)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("workspace %q does not exist or cannot be read: %w", s.Workspace, err))
+		case !fi.IsDir():
+			errs = append(errs, fmt.Errorf("workspace %q is not a directory", s.Workspace))
+		}
+	}
+	if len(s.Input) > 0 && !json.Valid(s.Input) {
+		errs = append(errs, errors.New("input is not valid JSON"))
+	}
+	if s.Limits.MemoryBytes < 0 || s.Limits.NanoCPUs < 0 || s.Limits.PidsLimit < 0 {
+		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if s.Limits.MemoryBytes > 0 && s.Limits.MemoryBytes < 6<<20 {
+		errs = append(errs, errors.New("memory limit must be at least 6 MiB (Docker's minimum)"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid run spec: %w", err)
+	}
+	return nil
+}
+
+func (s *RunSpec) withDefaults() RunSpec {
+	out := *s
+	if out.StopGrace == 0 {
+		out.StopGrace = 10 * time.Second
+	}
+	if out.VMDeadline == 0 {
+		out.VMDeadline = out.Timeout + 10*time.Minute
+	}
+	return out
+}
+
+// protocolSpec is the spec as the VM reads it.
+func (s *RunSpec) protocolSpec(runID string, now, deadline time.Time, workspace bool) *protocol.Spec {
+	return &protocol.Spec{
+		V: protocol.Version, RunID: runID, Image: s.Image,
+		Entrypoint: s.Entrypoint, Command: s.Command, Env: s.Env, WorkDir: s.WorkDir,
+		Workspace: workspace, Input: s.Input,
+		TimeoutMS: s.Timeout.Milliseconds(), StopGraceMS: s.StopGrace.Milliseconds(),
+		Deadline: deadline.UTC(), Limits: s.Limits, Pull: s.Pull, CreatedAt: now.UTC(),
+	}
+}

@@ -1,0 +1,162 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sortie/sortie/pkg/protocol"
+)
+
+// deadlineGrace is the stop grace when the VM deadline, not the container
+// timeout, ends the run: the VM must go soon.
+const deadlineGrace = 5 * time.Second
+
+// runContainer creates, starts and watches the agent container until it
+// exits, times out, is cancelled or the VM deadline passes; then drains logs
+// and outbox and removes the container.
+func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec, d *runDirs) error {
+	final := context.WithoutCancel(ctx)
+	mounts := []Mount{
+		{Source: d.workspace, Target: ctrWorkspace},
+		{Source: d.inbox, Target: ctrInbox, ReadOnly: true},
+		{Source: d.outbox, Target: ctrOutbox},
+	}
+	if d.input != "" {
+		mounts = append(mounts, Mount{Source: d.input, Target: ctrInput, ReadOnly: true})
+	}
+	workdir := spec.WorkDir
+	if workdir == "" {
+		workdir = ctrWorkspace
+	}
+	r.phases.begin(protocol.PhaseCreate)
+	id, err := rt.Create(ctx, ContainerConfig{
+		Name:       "sortie-" + strings.ToLower(spec.RunID),
+		Image:      spec.Image,
+		Entrypoint: spec.Entrypoint,
+		Cmd:        spec.Command,
+		Env:        containerEnv(spec, d.input != ""),
+		WorkDir:    workdir,
+		Mounts:     mounts,
+		Limits:     spec.Limits,
+		Labels:     map[string]string{runLabel: spec.RunID},
+	})
+	if err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(final, 30*time.Second)
+		defer cancel()
+		if err := rt.Remove(rctx, id); err != nil {
+			r.log.Warn("remove container", "err", err)
+		}
+	}()
+
+	stdout := newLogStream(r.mb, protocol.StreamStdout, r.cfg.LogChunk)
+	stderr := newLogStream(r.mb, protocol.StreamStderr, r.cfg.LogChunk)
+	// Attach before start so no output is missed; it must survive the
+	// deadline so the last lines are read.
+	attachCtx, stopAttach := context.WithCancel(final)
+	defer stopAttach()
+	attached, err := rt.Attach(attachCtx, id, stdout, stderr)
+	if err != nil {
+		return fmt.Errorf("attach to container: %w", err)
+	}
+
+	ob, err := newOutbox(d.outbox, r.store, r.keys, r.mb, r.log)
+	if err != nil {
+		return err
+	}
+	defer ob.close()
+
+	// Loops that live while the container runs.
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	cancelled := make(chan struct{})
+	in := &inbox{dir: d.inbox, store: r.store, keys: r.keys, mb: r.mb, log: r.log, next: 1,
+		cancel: once(func() { close(cancelled) })}
+	for _, f := range []func(){
+		func() { in.poll(loopCtx, r.cfg.InboxPoll) },
+		func() { ob.watch(loopCtx, r.cfg.OutboxRescan) },
+		func() { flushEvery(loopCtx, r.cfg.LogFlush, stdout, stderr) },
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	defer func() { stopLoops(); wg.Wait() }()
+
+	r.phases.begin(protocol.PhaseStart)
+	if err := rt.Start(ctx, id); err != nil {
+		return fmt.Errorf("start container: %w", err)
+	}
+	r.phases.begin(protocol.PhaseRunning)
+
+	type waited struct {
+		st  ExitStatus
+		err error
+	}
+	waitCh := make(chan waited, 1)
+	go func() {
+		st, err := rt.Wait(final, id)
+		waitCh <- waited{st, err}
+	}()
+	timeout := time.NewTimer(spec.Timeout())
+	defer timeout.Stop()
+
+	var w waited
+	stop := func(grace time.Duration) {
+		sctx, cancel := context.WithTimeout(final, grace+30*time.Second)
+		defer cancel()
+		if err := rt.Stop(sctx, id, grace); err != nil {
+			r.log.Warn("stop container", "err", err)
+		}
+		w = <-waitCh
+	}
+	select {
+	case w = <-waitCh:
+	case <-timeout.C:
+		r.result.TimedOut = true
+		r.log.Info("container timeout; stopping", "timeout", spec.Timeout())
+		stop(spec.StopGrace())
+	case <-cancelled:
+		r.result.Cancelled = true
+		r.log.Info("cancelled; stopping")
+		stop(spec.StopGrace())
+	case <-ctx.Done():
+		r.log.Info("VM deadline; stopping")
+		stop(min(spec.StopGrace(), deadlineGrace))
+	}
+	if w.err != nil {
+		return fmt.Errorf("wait for container: %w", w.err)
+	}
+	r.result.ExitCode = w.st.Code
+	r.result.OOMKilled = w.st.OOMKilled
+
+	r.phases.begin(protocol.PhaseFlush)
+	// The attach stream ends at the container's exit; bound the wait.
+	select {
+	case <-attached:
+	case <-time.After(10 * time.Second):
+		r.log.Warn("log stream did not end after exit; closing it")
+		stopAttach()
+	}
+	stdout.flush()
+	stderr.flush()
+	stopLoops()
+	wg.Wait()
+	fctx, cancel := context.WithTimeout(final, finalTimeout)
+	defer cancel()
+	if err := ob.scan(fctx); err != nil {
+		return fmt.Errorf("upload outbox: %w", err)
+	}
+	r.result.Outbox = ob.list()
+	switch {
+	case r.result.TimedOut:
+		return fmt.Errorf("the container ran past its timeout of %s and was stopped", spec.Timeout())
+	case r.result.OOMKilled:
+		return fmt.Errorf("the container ran out of memory (limit %d bytes) and was killed", spec.Limits.MemoryBytes)
+	}
+	return nil
+}
