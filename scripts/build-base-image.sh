@@ -105,10 +105,16 @@ tar --numeric-owner --owner=0 --group=0 --exclude=./home/agent \
 tar --numeric-owner --owner=1000 --group=1000 \
 	-C "$root" -rf "$work/rootfs.tar" ./home/agent
 
+old_id=$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)
 docker import \
 	--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 	--change 'CMD ["/bin/sh"]' \
 	--change "LABEL org.opencontainers.image.title=sortie-base org.opencontainers.image.description=\"static busybox: ${bb_version//\"/}\"" \
 	--message "sortie base image: static busybox rootfs" \
 	"$work/rootfs.tar" "$BASE_IMAGE" >/dev/null
+# A forced rebuild leaves the previous image untagged: drop it unless a
+# container or another tag still uses it.
+if [[ -n $old_id && $old_id != "$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")" ]]; then
+	docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 log "built $BASE_IMAGE"

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -39,6 +40,11 @@ type Embedded struct {
 	cfg  Config
 	done chan struct{}
 	err  error // of Serve, once done is closed
+
+	mu sync.Mutex
+	// fresh holds the connections that have not started a request yet.
+	// http.Server.Shutdown waits up to 5 s for them; Close does not.
+	fresh map[net.Conn]struct{}
 }
 
 // StartEmbedded starts the embedded server with its data under dir (created
@@ -85,8 +91,10 @@ func StartEmbedded(ctx context.Context, dir, addr string) (*Embedded, error) {
 			AccessKeyID:     embeddedAccessKeyID,
 			SecretAccessKey: embeddedSecretAccessKey,
 		},
-		done: make(chan struct{}),
+		done:  make(chan struct{}),
+		fresh: make(map[net.Conn]struct{}),
 	}
+	e.srv.ConnState = e.track
 	go func() {
 		defer close(e.done)
 		if err := e.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -113,12 +121,46 @@ func (e *Embedded) Config() Config { return e.cfg }
 func (e *Embedded) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := e.srv.Shutdown(ctx)
+	shut := make(chan error, 1)
+	go func() { shut <- e.srv.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-shut:
+			break wait
+		case <-tick.C:
+			// A client's spare connection that never sent a request
+			// would hold Shutdown for 5 s: close those.
+			e.closeFresh()
+		}
+	}
 	if err != nil {
 		err = errors.Join(err, e.srv.Close())
 	}
 	<-e.done
 	return errors.Join(err, e.err)
+}
+
+func (e *Embedded) track(c net.Conn, state http.ConnState) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if state == http.StateNew {
+		e.fresh[c] = struct{}{}
+	} else {
+		delete(e.fresh, c)
+	}
+}
+
+func (e *Embedded) closeFresh() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for c := range e.fresh {
+		_ = c.Close()
+		delete(e.fresh, c)
+	}
 }
 
 // checkLoopback refuses any address whose host is not a loopback IP or

@@ -125,6 +125,18 @@ func runAgent(t *testing.T, d *supervisor.Docker, id string) (supervisor.ExitSta
 	return st, stdout.String(), stderr.String()
 }
 
+// awaitOutput waits until b has some output.
+func awaitOutput(t *testing.T, ctx context.Context, b *lockedBuffer) {
+	t.Helper()
+	for b.String() == "" {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no output from the agent")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // checkNumberedLines checks that out is exactly the test agent's n bytes of
 // numbered lines: complete and in order.
 func checkNumberedLines(t *testing.T, out string, n int) {
@@ -286,19 +298,28 @@ func TestDockerStop(t *testing.T) {
 		want supervisor.ExitStatus
 	}{
 		// The agent exits on SIGTERM with 128+15.
-		{"SIGTERM", []string{"-sleep", "forever"}, supervisor.ExitStatus{Code: 143}},
+		{"SIGTERM", nil, supervisor.ExitStatus{Code: 143}},
 		// It ignores SIGTERM, so the kill after the grace ends it: 128+9.
-		{"SIGKILL after grace", []string{"-ignore-term", "-sleep", "forever"}, supervisor.ExitStatus{Code: 137}},
+		{"SIGKILL after grace", []string{"-ignore-term"}, supervisor.ExitStatus{Code: 137}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			id := createAgent(t, d, supervisor.ContainerConfig{Image: image}, tt.args...)
+			// The agent sets up its signal handling before it writes; a
+			// signal that came earlier would hit a PID 1 without a handler,
+			// which the kernel drops.
+			args := append(tt.args, "-log-bytes", "10", "-sleep", "forever")
+			id := createAgent(t, d, supervisor.ContainerConfig{Image: image}, args...)
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
+			var stdout lockedBuffer
+			if _, err := d.Attach(ctx, id, &stdout, &stdout); err != nil {
+				t.Fatal(err)
+			}
 			if err := d.Start(ctx, id); err != nil {
 				t.Fatal(err)
 			}
+			awaitOutput(t, ctx, &stdout)
 			waited := make(chan supervisor.ExitStatus, 1)
 			go func() {
 				st, err := d.Wait(ctx, id)
@@ -333,9 +354,7 @@ func TestDockerAttachEndsWithContext(t *testing.T) {
 	if err := d.Start(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	for stdout.String() == "" {
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitOutput(t, ctx, &stdout)
 	cancel()
 	if err := <-attached; !errors.Is(err, context.Canceled) {
 		t.Errorf("attach ended with %v, want %v", err, context.Canceled)

@@ -18,9 +18,9 @@ type Secret string
 
 const redacted = "[redacted]"
 
-func (Secret) String() string             { return redacted }
-func (Secret) GoString() string           { return redacted }
-func (Secret) LogValue() slog.Value       { return slog.StringValue(redacted) }
+func (Secret) String() string               { return redacted }
+func (Secret) GoString() string             { return redacted }
+func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
 func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
 // Reveal returns the secret's value, for the one place that needs it.

@@ -60,11 +60,11 @@ func (s *Spec) StopGrace() time.Duration { return time.Duration(s.StopGraceMS) *
 // Hello is the supervisor's claim of a run: written once, after it opened the
 // bootstrap bundle. The host deletes the bundle when it sees it.
 type Hello struct {
-	V                 int       `json:"v"`
-	RunID             string    `json:"run_id"`
-	SupervisorVersion string    `json:"supervisor_version"`
-	Hostname          string    `json:"hostname"`
-	Arch              string    `json:"arch"`
+	V                 int    `json:"v"`
+	RunID             string `json:"run_id"`
+	SupervisorVersion string `json:"supervisor_version"`
+	Hostname          string `json:"hostname"`
+	Arch              string `json:"arch"`
 	// StartedAt is when the supervisor process started; BootMS is the time
 	// from process start to hello.
 	StartedAt time.Time `json:"started_at"`
@@ -74,15 +74,15 @@ type Hello struct {
 
 // Phase names used in Status, phase events and Result.
 const (
-	PhaseBootstrap = "bootstrap"  // fetch and open the bundle, write hello
-	PhaseSpec      = "spec"       // read and check the spec
-	PhaseWorkspace = "workspace"  // download and unpack the workspace
-	PhaseImage     = "image"      // find (or pull) the image
-	PhaseCreate    = "create"     // create the container
-	PhaseStart     = "start"      // start the container
-	PhaseRunning   = "running"    // the agent runs
-	PhaseFlush     = "flush"      // logs and outbox drained after exit
-	PhaseDone      = "done"       // result written
+	PhaseBootstrap = "bootstrap" // fetch and open the bundle, write hello
+	PhaseSpec      = "spec"      // read and check the spec
+	PhaseWorkspace = "workspace" // download and unpack the workspace
+	PhaseImage     = "image"     // find (or pull) the image
+	PhaseCreate    = "create"    // create the container
+	PhaseStart     = "start"     // start the container
+	PhaseRunning   = "running"   // the agent runs
+	PhaseFlush     = "flush"     // logs and outbox drained after exit
+	PhaseDone      = "done"      // result written
 )
 
 // Status is the heartbeat: one small object the supervisor rewrites on every
@@ -111,15 +111,15 @@ const (
 
 // Event is one entry of a run's ordered event stream, at Event(Seq).
 type Event struct {
-	V       int           `json:"v"`
-	Seq     int64         `json:"seq"`
-	Time    time.Time     `json:"time"`
-	Type    string        `json:"type"`
-	Phase   *PhaseTiming  `json:"phase,omitempty"`
-	Log     *LogChunk     `json:"log,omitempty"`
-	Outbox  *OutboxFile   `json:"outbox,omitempty"`
-	Message *MessageAck   `json:"message,omitempty"`
-	Notice  *Notice       `json:"notice,omitempty"`
+	V       int          `json:"v"`
+	Seq     int64        `json:"seq"`
+	Time    time.Time    `json:"time"`
+	Type    string       `json:"type"`
+	Phase   *PhaseTiming `json:"phase,omitempty"`
+	Log     *LogChunk    `json:"log,omitempty"`
+	Outbox  *OutboxFile  `json:"outbox,omitempty"`
+	Message *MessageAck  `json:"message,omitempty"`
+	Notice  *Notice      `json:"notice,omitempty"`
 }
 
 // PhaseTiming is one phase and how long it took.
@@ -204,12 +204,12 @@ type Result struct {
 	DeadlineExceeded bool `json:"deadline_exceeded"`
 	// Error says in plain words what went wrong, if anything did besides
 	// the agent's own exit code.
-	Error     string         `json:"error,omitempty"`
-	Phases    []PhaseTiming  `json:"phases"`
-	Outbox    []OutboxFile   `json:"outbox"`
-	LastEvent int64          `json:"last_event"`
-	StartedAt time.Time      `json:"started_at"`
-	EndedAt   time.Time      `json:"ended_at"`
+	Error     string        `json:"error,omitempty"`
+	Phases    []PhaseTiming `json:"phases"`
+	Outbox    []OutboxFile  `json:"outbox"`
+	LastEvent int64         `json:"last_event"`
+	StartedAt time.Time     `json:"started_at"`
+	EndedAt   time.Time     `json:"ended_at"`
 }
 
 // Succeeded reports whether the agent ran and exited 0 with no error.

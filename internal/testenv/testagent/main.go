@@ -128,7 +128,11 @@ func main() {
 	switch *sleep {
 	case "":
 	case "forever":
-		select {}
+		// Not select{}: with nothing else to wake it, the runtime would
+		// call that a deadlock and exit.
+		for {
+			time.Sleep(time.Hour)
+		}
 	default:
 		d, err := time.ParseDuration(*sleep)
 		check(err)
