@@ -88,9 +88,9 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("stderr = %q, want it to contain %q", got, "to stderr")
 	}
 	want := map[string][]byte{
-		"hello.txt": []byte("hello from the agent"),
-		"data.bin":        pseudoRandom("data.bin", 300000),
-		"reply-1.txt":     []byte("got: what is the answer?"),
+		"hello.txt":   []byte("hello from the agent"),
+		"data.bin":    pseudoRandom("data.bin", 300000),
+		"reply-1.txt": []byte("got: what is the answer?"),
 	}
 	for name, content := range want {
 		got, err := os.ReadFile(filepath.Join(outDir, filepath.FromSlash(name)))

@@ -28,7 +28,6 @@ type dirWatcher struct {
 	dirs map[int]string // watch descriptor -> relative dir ("" for root)
 }
 
-
 func newDirWatcher(root string, out chan<- string) (*dirWatcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {

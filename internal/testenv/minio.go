@@ -132,18 +132,20 @@ func isExecutable(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// watchdog runs MinIO ("$@") and waits for it. It holds a copy of its stdin,
-// the read end of a pipe whose write end only this test process holds: when
-// the process exits, the read sees end of file and MinIO is killed. Either
-// way the data directory ($1) is removed when MinIO has gone.
+// watchdog runs MinIO ("$@") and waits for it. Its stdin is the read end of
+// a pipe whose write end only this test process holds: when the process
+// exits, however it exits, the read sees end of file and MinIO is killed.
+// Either way the data directory ($1) is removed when MinIO has gone. Until
+// then it holds, as fd 3, the test process's stdout: `go test` waits for
+// that to close, so no MinIO outlives `go test`.
 const watchdog = `
 root=$1; shift
-exec 3<&0 0</dev/null
-"$@" 3<&- &
+exec 4<&0 0</dev/null
+"$@" 3>&- 4<&- &
 pid=$!
-( cat <&3 >/dev/null 2>&1; kill -KILL "$pid" 2>/dev/null ) &
+( exec 3>&-; cat <&4 >/dev/null 2>&1; kill -KILL "$pid" 2>/dev/null ) &
 guard=$!
-exec 3<&-
+exec 4<&-
 wait "$pid"
 status=$?
 kill "$guard" 2>/dev/null
@@ -201,6 +203,7 @@ func startMinIOOnce(bin string) (*MinIOServer, error) {
 		"MINIO_UPDATE=off",
 	)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, logf, logf
+	cmd.ExtraFiles = []*os.File{os.Stdout}
 	// Its own process group: a Ctrl-C at the terminal reaches the test
 	// process, whose exit then stops MinIO through the pipe.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
