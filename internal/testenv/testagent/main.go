@@ -73,9 +73,11 @@ func main() {
 		outbox      pairs
 		outboxSize  pairs
 		symlinks    pairs
+		copies      pairs
 	)
 	flag.Var(&outbox, "outbox", "name=TEXT: write an outbox file (repeatable)")
 	flag.Var(&outboxSize, "outbox-size", "name=N: write an outbox file of N pseudo-random bytes (repeatable)")
+	flag.Var(&copies, "copy", "src=name: copy file src (such as /workspace/x) into the outbox as name (repeatable)")
 	flag.Var(&symlinks, "symlink", "name=target: create a symlink in the outbox (repeatable)")
 	flag.Parse()
 
@@ -111,6 +113,12 @@ func main() {
 		n, err := strconv.ParseInt(size, 10, 64)
 		check(err)
 		check(writeOutbox(outboxDir, name, pseudoRandom(name, n)))
+	}
+	for _, p := range copies {
+		src, name, _ := strings.Cut(p, "=")
+		b, err := os.ReadFile(src)
+		check(err)
+		check(writeOutbox(outboxDir, name, b))
 	}
 	for _, p := range symlinks {
 		name, target, _ := strings.Cut(p, "=")
