@@ -18,7 +18,9 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 // extractWorkspace unpacks a gzip-compressed tar into dir. Every write goes
 // through os.Root, so no entry (an absolute name, "..", or a path through a
 // link) can land outside dir. Only directories, regular files and symbolic
-// links are extracted; other entry types are refused.
+// links are extracted; other entry types are refused. Directories and files
+// are made writable by everyone: the VM is single-use and the workspace is
+// the agent's, whatever user its image runs as.
 func extractWorkspace(r io.Reader, dir string) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -47,13 +49,16 @@ func extractWorkspace(r io.Reader, dir string) error {
 		}
 		mode := fs.FileMode(h.Mode).Perm()
 		if parent := path.Dir(name); parent != "." {
-			if err := root.MkdirAll(parent, 0o755); err != nil {
+			if err := root.MkdirAll(parent, 0o777); err != nil {
 				return fmt.Errorf("workspace %q: %w", h.Name, err)
 			}
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := root.MkdirAll(name, mode|0o700); err != nil {
+			if err := root.MkdirAll(name, 0o777); err != nil {
+				return fmt.Errorf("workspace %q: %w", h.Name, err)
+			}
+			if err := root.Chmod(name, 0o777); err != nil {
 				return fmt.Errorf("workspace %q: %w", h.Name, err)
 			}
 		case tar.TypeReg:
@@ -64,6 +69,9 @@ func extractWorkspace(r io.Reader, dir string) error {
 			_, err = io.Copy(f, tr)
 			if cerr := f.Close(); err == nil {
 				err = cerr
+			}
+			if err == nil {
+				err = root.Chmod(name, mode|0o666)
 			}
 			if err != nil {
 				return fmt.Errorf("workspace %q: %w", h.Name, err)
