@@ -38,8 +38,8 @@ test: deps ## run every test (Docker, MinIO and all), with the race detector
 test-short: ## unit tests only, no Docker or MinIO
 	$(GO) test -short -count=1 ./...
 
-bench: deps build images ## measure and print the benchmark table
-	$(GO) run ./cmd/sortie-bench
+bench: deps ## measure and print the benchmark table
+	set -o pipefail; SORTIE_BENCH=1 $(GO) test -count=1 -run TestBenchTable -timeout 20m -v ./internal/bench/ | grep -v -E '^(=== RUN|--- PASS|PASS$$|ok )'
 
 lint: ## gofmt, go vet and go mod tidy must leave no diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -27,14 +27,17 @@ func (r *Run) watch() {
 func (r *Run) follow(ctx context.Context) (*protocol.Result, error) {
 	cfg := &r.c.cfg
 	st := r.c.cfg.Store
+	// Poll at PollMin after progress, backing off by half each idle poll
+	// up to PollMax.
 	interval := cfg.PollMin
 	sleep := func(progress bool) {
 		if progress {
 			interval = cfg.PollMin
-		} else {
-			interval = min(interval*3/2, cfg.PollMax)
 		}
 		time.Sleep(interval)
+		if !progress {
+			interval = min(interval*3/2, cfg.PollMax)
+		}
 	}
 	hardStop := r.deadline.Add(cfg.DeadlineGrace)
 	gone, _ := cfg.Provider.(Gone)

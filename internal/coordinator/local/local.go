@@ -285,3 +285,13 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// PID returns the process ID of a running VM, or 0.
+func (p *Provider) PID(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v := p.vms[name]; v != nil {
+		return v.cmd.Process.Pid
+	}
+	return 0
+}

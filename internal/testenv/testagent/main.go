@@ -74,6 +74,7 @@ func main() {
 		outboxSize  pairs
 		symlinks    pairs
 		copies      pairs
+		timed       = flag.String("outbox-timed", "", "N:INTERVAL: write N outbox files t-000.txt... INTERVAL apart, each holding the Unix nanoseconds at its close")
 	)
 	flag.Var(&outbox, "outbox", "name=TEXT: write an outbox file (repeatable)")
 	flag.Var(&outboxSize, "outbox-size", "name=N: write an outbox file of N pseudo-random bytes (repeatable)")
@@ -113,6 +114,17 @@ func main() {
 		n, err := strconv.ParseInt(size, 10, 64)
 		check(err)
 		check(writeOutbox(outboxDir, name, pseudoRandom(name, n)))
+	}
+	if *timed != "" {
+		ns, iv, _ := strings.Cut(*timed, ":")
+		n, err := strconv.Atoi(ns)
+		check(err)
+		d, err := time.ParseDuration(iv)
+		check(err)
+		for i := 0; i < n; i++ {
+			check(writeOutbox(outboxDir, fmt.Sprintf("t-%03d.txt", i), []byte(strconv.FormatInt(time.Now().UnixNano(), 10))))
+			time.Sleep(d)
+		}
 	}
 	for _, p := range copies {
 		src, name, _ := strings.Cut(p, "=")
