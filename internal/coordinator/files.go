@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"time"
 
 	"github.com/sortie/sortie/pkg/protocol"
 )
@@ -73,6 +74,9 @@ func archiveDir(dir string, w io.Writer) error {
 	return zw.Close()
 }
 
+// blobTimeout bounds the download of one outbox file.
+const blobTimeout = 10 * time.Minute
+
 // saveOutbox downloads an outbox blob, checks its size and SHA-256, and
 // writes it under the run's outbox directory. The name is checked and every
 // write goes through os.Root, so nothing lands outside that directory.
@@ -80,7 +84,9 @@ func (r *Run) saveOutbox(ctx context.Context, f *protocol.OutboxFile) (string, e
 	if err := protocol.ValidOutboxName(f.Name); err != nil {
 		return "", fmt.Errorf("outbox file refused: %w", err)
 	}
-	b, err := r.c.cfg.Store.Get(ctx, r.keys.Blob(f.BlobSeq))
+	bctx, cancel := context.WithTimeout(ctx, blobTimeout)
+	defer cancel()
+	b, err := r.c.cfg.Store.Get(bctx, r.keys.Blob(f.BlobSeq))
 	if err != nil {
 		return "", fmt.Errorf("outbox %q: download: %w", f.Name, err)
 	}

@@ -45,6 +45,7 @@ type Run struct {
 	createdAt time.Time
 	vm        *VM
 	log       *slog.Logger
+	polls     timeoutStore // the store, each request bounded
 
 	qmu    sync.Mutex
 	queue  []Event
@@ -64,6 +65,7 @@ func newRun(c *Coordinator, id string, keys protocol.RunKeys, s *RunSpec, starte
 	r := &Run{
 		ID: id, c: c, keys: keys, spec: s, started: started, deadline: deadline,
 		log: c.cfg.Logger.With("run", id), qwake: make(chan struct{}, 1),
+		polls:  timeoutStore{Store: c.cfg.Store, d: requestTimeout},
 		events: make(chan Event), nextMsg: 1, done: make(chan struct{}),
 	}
 	go r.pump()

@@ -26,7 +26,7 @@ func (r *Run) watch() {
 
 func (r *Run) follow(ctx context.Context) (*protocol.Result, error) {
 	cfg := &r.c.cfg
-	st := r.c.cfg.Store
+	st := r.polls
 	// Poll at PollMin after progress, backing off by half each idle poll
 	// up to PollMax.
 	interval := cfg.PollMin
@@ -115,12 +115,33 @@ func (r *Run) follow(ctx context.Context) (*protocol.Result, error) {
 	}
 }
 
+// requestTimeout bounds each store request of the watch loop, so a store
+// that hangs cannot stall a run past its deadline checks.
+const requestTimeout = 30 * time.Second
+
+type timeoutStore struct {
+	Store
+	d time.Duration
+}
+
+func (t timeoutStore) Get(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	defer cancel()
+	return t.Store.Get(ctx, key)
+}
+
+func (t timeoutStore) Delete(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	defer cancel()
+	return t.Store.Delete(ctx, key)
+}
+
 // fetchEvents reads events from+1..to in order and handles each; it returns
 // the highest sequence handled.
 func (r *Run) fetchEvents(ctx context.Context, from, to int64) (int64, error) {
 	for seq := from + 1; seq <= to; seq++ {
 		var ev protocol.Event
-		if err := protocol.GetJSON(ctx, r.c.cfg.Store, r.keys.Event(seq), &ev); err != nil {
+		if err := protocol.GetJSON(ctx, r.polls, r.keys.Event(seq), &ev); err != nil {
 			return seq - 1, err
 		}
 		if ev.Seq != seq {

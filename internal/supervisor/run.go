@@ -72,11 +72,12 @@ func (r *run) run(ctx context.Context) error {
 	if runErr != nil {
 		r.result.Error = runErr.Error()
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		r.result.DeadlineExceeded = true
-		if r.result.Error == "" {
-			r.result.Error = "the VM deadline passed before the run ended"
-		}
+		r.result.Error = "the VM deadline passed before the run ended"
+	case ctx.Err() != nil:
+		r.result.Error = "the supervisor was stopped (the VM is shutting down) before the run ended"
 	}
 	stopMB()
 	<-mbDone
