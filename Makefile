@@ -39,7 +39,7 @@ test-short: ## unit tests only, no Docker or MinIO
 	$(GO) test -short -count=1 ./...
 
 bench: deps ## measure and print the benchmark table
-	set -o pipefail; SORTIE_BENCH=1 $(GO) test -count=1 -run TestBenchTable -timeout 20m -v ./internal/bench/ | grep -v -E '^(=== RUN|--- PASS|PASS$$|ok )'
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench Table -benchtime 1x -timeout 20m ./internal/bench/ | grep -v -E '^(goos|goarch|pkg|cpu|BenchmarkTable|PASS$$|ok )'
 
 lint: ## gofmt, go vet and go mod tidy must leave no diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

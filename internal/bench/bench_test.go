@@ -27,13 +27,16 @@ import (
 	"github.com/sortie/sortie/pkg/protocol"
 )
 
-// TestBenchTable measures a run on the embedded default and prints the
-// table of docs/bench numbers. It runs only with SORTIE_BENCH=1 (make bench):
-// timing claims live here, never in tests.
-func TestBenchTable(t *testing.T) {
-	if os.Getenv("SORTIE_BENCH") != "1" {
-		t.Skip("benchmark: run with SORTIE_BENCH=1 (make bench)")
+// BenchmarkTable measures runs on the embedded default and prints the
+// table `make bench` shows (go test -bench Table -benchtime 1x). Timing
+// claims live here, never in tests.
+func BenchmarkTable(b *testing.B) {
+	for range b.N {
+		table(b)
 	}
+}
+
+func table(t testing.TB) {
 	e := setup(t)
 	out := os.Stdout
 	runs := envInt("SORTIE_BENCH_RUNS", 5)
@@ -117,7 +120,7 @@ func (c countingStore) Exists(ctx context.Context, key string) (bool, error) {
 	return c.Store.Exists(ctx, key)
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	testenv.Docker(t)
 	dir := t.TempDir()
 	emb, err := store.StartEmbedded(context.Background(), filepath.Join(dir, "s3"), "")
@@ -178,7 +181,7 @@ type phase struct {
 
 // startToContainer runs an agent that exits at once and returns the phases
 // up to the container's start, and the total from Start to started.
-func (e *env) startToContainer(t *testing.T) ([]phase, float64) {
+func (e *env) startToContainer(t testing.TB) ([]phase, float64) {
 	t0 := time.Now()
 	run, err := e.c.Start(context.Background(), coordinator.RunSpec{Image: e.image, Command: []string{"-exit", "0"}, Timeout: time.Minute})
 	if err != nil {
@@ -215,7 +218,7 @@ func (e *env) startToContainer(t *testing.T) ([]phase, float64) {
 }
 
 // bareDockerRun times create + start of the same image through the Engine API.
-func (e *env) bareDockerRun(t *testing.T) float64 {
+func (e *env) bareDockerRun(t testing.TB) float64 {
 	ctx := context.Background()
 	t0 := time.Now()
 	cr, err := e.dc.ContainerCreate(ctx, client.ContainerCreateOptions{
@@ -234,7 +237,7 @@ func (e *env) bareDockerRun(t *testing.T) float64 {
 
 // outboxLatency runs an agent that closes n outbox files 30 ms apart, each
 // holding its close time, and returns close -> saved latencies.
-func (e *env) outboxLatency(t *testing.T, n int) []float64 {
+func (e *env) outboxLatency(t testing.TB, n int) []float64 {
 	outDir := t.TempDir()
 	run, err := e.c.Start(context.Background(), coordinator.RunSpec{
 		Image: e.image, Command: []string{"-outbox-timed", fmt.Sprintf("%d:30ms", n)}, Timeout: 5 * time.Minute, OutboxDir: outDir,
@@ -272,7 +275,7 @@ type idleStats struct {
 
 // idle runs an agent that sleeps and counts both sides' store requests
 // over window, once the container runs.
-func (e *env) idle(t *testing.T, window time.Duration) idleStats {
+func (e *env) idle(t testing.TB, window time.Duration) idleStats {
 	ctx := context.Background()
 	run, err := e.c.Start(ctx, coordinator.RunSpec{Image: e.image, Command: []string{"-sleep", (window + 20*time.Second).String()}, Timeout: 5 * time.Minute})
 	if err != nil {

@@ -35,6 +35,8 @@ const (
 // other address: the local provider's "VMs" are processes on this machine.
 // It also differs from S3 in that a key cannot be both an object and the
 // directory of other keys ("a" and "a/b"); the protocol's keys never are.
+// Overwrites are atomic as on S3 (see embeddedfs.go). One server at a time
+// may use a state directory.
 type Embedded struct {
 	srv  *http.Server
 	cfg  Config
@@ -66,13 +68,19 @@ func StartEmbedded(ctx context.Context, dir, addr string) (*Embedded, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, fmt.Errorf("start embedded S3: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Temporary files left by a crash are of no use: start afresh.
+	spool := filepath.Join(dir, tmpDir)
+	if err := os.RemoveAll(spool); err != nil {
 		return nil, fmt.Errorf("start embedded S3: %w", err)
 	}
-	backend, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), dir))
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, fmt.Errorf("start embedded S3: %w", err)
+	}
+	files, err := s3afero.MultiBucket(atomicFs{afero.NewBasePathFs(afero.NewOsFs(), dir)})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded S3: open %s: %w", dir, err)
 	}
+	backend := wholeBodies{Backend: files, spool: spool}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -74,6 +76,9 @@ func TestEmbeddedKeepsDataAcrossRestarts(t *testing.T) {
 	}
 	if err := e.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, ".tmp")); len(left) != 0 {
+		t.Errorf("temporary files left after the puts: %v", left)
 	}
 
 	e, err = store.StartEmbedded(ctx, dir, "")

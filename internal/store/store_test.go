@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -106,6 +107,8 @@ var suite = []struct {
 	{"PutIfAbsentRace", testPutIfAbsentRace},
 	{"EnsureBucket", testEnsureBucket},
 	{"WrongCredentials", testWrongCredentials},
+	{"OverwriteIsAtomic", testOverwriteIsAtomic},
+	{"CutOffUpload", testCutOffUpload},
 }
 
 func TestBackends(t *testing.T) {
@@ -548,5 +551,72 @@ func testWrongCredentials(t *testing.T, b backend, cfg store.Config) {
 		t.Error("Put with a wrong secret succeeded")
 	} else if strings.Contains(err.Error(), secret) {
 		t.Errorf("error %q carries the secret", err)
+	}
+}
+
+// testOverwriteIsAtomic: a reader never sees a torn object while the key is
+// rewritten, as the host polls a status object the supervisor rewrites.
+func testOverwriteIsAtomic(t *testing.T, _ backend, cfg store.Config) {
+	ctx, s := testContext(t), newS3(t, cfg)
+	versions := [][]byte{bytes.Repeat([]byte("a"), 256<<10), bytes.Repeat([]byte("b"), 256<<10)}
+	if err := s.Put(ctx, "status.json", bytes.NewReader(versions[0])); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.Put(ctx, "status.json", bytes.NewReader(versions[i%2])); err != nil {
+				t.Errorf("Put: %v", err)
+				return
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(stop)
+	for range 100 {
+		got, err := s.Get(ctx, "status.json")
+		if err != nil {
+			t.Fatalf("Get during overwrites: %v", err)
+		}
+		if !bytes.Equal(got, versions[0]) && !bytes.Equal(got, versions[1]) {
+			t.Fatalf("Get during overwrites: %d bytes that are neither version", len(got))
+		}
+	}
+}
+
+// testCutOffUpload: an upload that ends before its Content-Length leaves the
+// object as it was.
+func testCutOffUpload(t *testing.T, _ backend, cfg store.Config) {
+	ctx, s := testContext(t), newS3(t, cfg)
+	if err := s.Put(ctx, "result.json", strings.NewReader("old")); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.PresignPut(ctx, "result.json", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\n", u.RequestURI(), u.Host)
+	_, _ = conn.Write(bytes.Repeat([]byte("x"), 50000))
+	_ = conn.(*net.TCPConn).CloseWrite()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.Copy(io.Discard, conn) // until the server gives up on the request
+	got, err := s.Get(ctx, "result.json")
+	if err != nil || string(got) != "old" {
+		t.Errorf("Get after a cut-off upload = %.20q (%d bytes), %v; want %q", got, len(got), err, "old")
 	}
 }

@@ -78,20 +78,25 @@ var (
 )
 
 // MinIORoot returns the MinIO server shared by this test process, starting it
-// on first use: the binary from $MINIO_BIN, else `minio` on PATH, else
-// $GOPATH/bin or ~/go/bin, listening on a free 127.0.0.1 port with a
+// on first use: the binary from $MINIO_BIN, else `minio` on PATH, else in
+// $GOBIN, $GOPATH/bin or ~/go/bin, listening on a free 127.0.0.1 port with a
 // temporary data directory and random root credentials. The server and its
 // data go away when the test process exits, even if it crashes or is killed.
 //
-// Without a MinIO binary the test is skipped, or fails under CI=true.
+// Without a MinIO binary the test is skipped, or fails under CI=true. In
+// -short mode it is skipped.
 func MinIORoot(t testing.TB) *MinIOServer {
 	t.Helper()
-	bin := minioBinary()
+	if testing.Short() {
+		t.Skip("MinIO tests do not run in -short mode")
+	}
+	bin, why := minioBinary()
 	if bin == "" {
+		msg := minioMissing + why
 		if os.Getenv("CI") == "true" {
-			t.Fatal(minioMissing)
+			t.Fatal(msg)
 		}
-		t.Skip(minioMissing)
+		t.Skip(msg)
 	}
 	minioOnce.Do(func() { minioSrv, minioErr = startMinIO(bin) })
 	if minioErr != nil {
@@ -100,17 +105,21 @@ func MinIORoot(t testing.TB) *MinIOServer {
 	return minioSrv
 }
 
-func minioBinary() string {
+// minioBinary returns the path of the MinIO binary, or "" and why not.
+func minioBinary() (path, why string) {
 	if p := os.Getenv("MINIO_BIN"); p != "" {
 		if isExecutable(p) {
-			return p
+			return p, ""
 		}
-		return ""
+		return "", " (MINIO_BIN=" + p + " is not an executable file)"
 	}
 	if p, err := exec.LookPath("minio"); err == nil {
-		return p
+		return p, ""
 	}
 	var dirs []string
+	if gb := os.Getenv("GOBIN"); gb != "" {
+		dirs = append(dirs, gb)
+	}
 	if gp := os.Getenv("GOPATH"); gp != "" {
 		for _, d := range filepath.SplitList(gp) {
 			dirs = append(dirs, filepath.Join(d, "bin"))
@@ -121,10 +130,10 @@ func minioBinary() string {
 	}
 	for _, d := range dirs {
 		if p := filepath.Join(d, "minio"); isExecutable(p) {
-			return p
+			return p, ""
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func isExecutable(p string) bool {
