@@ -21,7 +21,18 @@ import (
 // the given spec bytes) to MinIO and returns a boot file for it.
 func bootRun(t *testing.T, specJSON func(runID string) []byte) (bootPath string, s3 *store.S3, keys protocol.RunKeys) {
 	t.Helper()
+	return bootRunWith(t, time.Now().Add(time.Minute), nil, specJSON)
+}
+
+// bootRunWith is bootRun with a VM deadline and, optionally, a function that
+// turns the store endpoint into the one the VM uses (a proxy, say).
+func bootRunWith(t *testing.T, deadline time.Time, vmEndpoint func(string) string, specJSON func(runID string) []byte) (bootPath string, s3 *store.S3, keys protocol.RunKeys) {
+	t.Helper()
 	sc := testenv.MinIO(t)
+	endpoint := sc.Endpoint
+	if vmEndpoint != nil {
+		endpoint = vmEndpoint(endpoint)
+	}
 	s3, err := store.New(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +42,7 @@ func bootRun(t *testing.T, specJSON func(runID string) []byte) (bootPath string,
 	keys = protocol.NewRunKeys("", runID)
 	key, _ := protocol.NewBootstrapKey()
 	sealed, err := protocol.Seal(key, &protocol.Bootstrap{V: protocol.Version, RunID: runID, Store: protocol.StoreAccess{
-		Mode: protocol.AccessCredentials, Endpoint: sc.Endpoint, Region: sc.Region, Bucket: sc.Bucket,
+		Mode: protocol.AccessCredentials, Endpoint: endpoint, Region: sc.Region, Bucket: sc.Bucket,
 		PathStyle: sc.PathStyle, AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey,
 	}})
 	if err != nil {
@@ -48,7 +59,7 @@ func bootRun(t *testing.T, specJSON func(runID string) []byte) (bootPath string,
 		t.Fatal(err)
 	}
 	boot, _ := json.Marshal(protocol.Boot{V: protocol.Version, RunID: runID, BootstrapURL: url, BootstrapKey: key,
-		Deadline: time.Now().Add(time.Minute), SelfDestruct: protocol.SelfDestructPoweroff})
+		Deadline: deadline, SelfDestruct: protocol.SelfDestructPoweroff})
 	bootPath = filepath.Join(t.TempDir(), "boot.json")
 	if err := os.WriteFile(bootPath, boot, 0o600); err != nil {
 		t.Fatal(err)

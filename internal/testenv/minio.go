@@ -57,12 +57,21 @@ func MinIO(t testing.TB) store.Config {
 	if err != nil {
 		t.Fatalf("MinIO: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Right after start MinIO can answer 503 while its subsystems come up,
+	// although its readiness check passed: retry for a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := s.EnsureBucket(ctx); err != nil {
-		t.Fatalf("MinIO: %v", err)
+	for {
+		err = s.EnsureBucket(ctx)
+		if err == nil {
+			return cfg
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("MinIO: %v", err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return cfg
 }
 
 const minioMissing = "MinIO not installed: run scripts/ensure-minio.sh"
