@@ -15,6 +15,10 @@ import (
 	"github.com/sortie/sortie/internal/supervisor"
 )
 
+// exitNoRestart tells the service manager not to restart the supervisor
+// (the unit's RestartPreventExitStatus): a restart cannot mend the error.
+const exitNoRestart = 3
+
 // version is set with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -61,6 +65,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vm-supervisor:", err)
+		if errors.Is(err, supervisor.ErrBoot) || errors.Is(err, supervisor.ErrBundleGone) {
+			os.Exit(exitNoRestart)
+		}
 		os.Exit(1)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"text/template"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -17,6 +18,11 @@ import (
 
 // MaxUserData is the largest user-data Hetzner Cloud accepts: 32 KiB.
 const MaxUserData = 32 << 10
+
+// DeadmanGrace is how long past the VM deadline the dead-man's switch
+// powers the VM off: time for the supervisor, which acts at the deadline,
+// to stop the container and write the result first.
+const DeadmanGrace = 3 * time.Minute
 
 // Paths on the VM.
 const (
@@ -85,7 +91,7 @@ SUPERVISOR_URL='{{.URL}}'
 SUPERVISOR_SHA256='{{.SHA}}'
 DEADLINE={{.Deadline}}
 now=$(date +%s)
-mins=$(( (DEADLINE - now + 59) / 60 ))
+mins=$(( (DEADLINE - now + 59) / 60 + {{.DeadmanGraceMin}} ))
 [ "$mins" -lt 1 ] && mins=1
 shutdown -P "+$mins" "sortie: VM deadline" || true
 tmp="{{.Bin}}.download"
@@ -97,7 +103,7 @@ done
 echo "$SUPERVISOR_SHA256  $tmp" | sha256sum -c - || { echo "sortie: supervisor checksum mismatch" >&2; poweroff; exit 1; }
 chmod 0755 "$tmp"
 mv "$tmp" "{{.Bin}}"
-systemd-run --unit=sortie-supervisor --property=Restart=on-failure --property=RestartSec=2 "{{.Bin}}" run --boot {{.Boot}}
+systemd-run --unit=sortie-supervisor --property=Restart=on-failure --property=RestartSec=2 --property=RestartPreventExitStatus=3 "{{.Bin}}" run --boot {{.Boot}}
 `))
 
 // Render returns the #cloud-config user-data for p, or an error when p is
@@ -114,6 +120,7 @@ func Render(p Params) ([]byte, error) {
 	err = installTmpl.Execute(&script, map[string]any{
 		"URL": p.SupervisorURL, "SHA": p.SupervisorSHA256,
 		"Deadline": p.Boot.Deadline.Unix(), "Bin": SupervisorPath, "Boot": BootPath,
+		"DeadmanGraceMin": int(DeadmanGrace / time.Minute),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("render user-data: %w", err)

@@ -74,7 +74,7 @@ type Config struct {
 	// BootTimeout is how long a VM may take to say hello. Default 5 min.
 	BootTimeout time.Duration
 	// DeadlineGrace is how long past a run's VM deadline the coordinator
-	// waits for a result before it deletes the VM. Default 1 min.
+	// waits for a result before it deletes the VM. Default 2 min.
 	DeadlineGrace time.Duration
 	// PollMin and PollMax bound the status polling interval: it starts at
 	// PollMin after any progress and backs off to PollMax while idle.
@@ -112,7 +112,7 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	def(&c.BootTimeout, 5*time.Minute)
-	def(&c.DeadlineGrace, time.Minute)
+	def(&c.DeadlineGrace, 2*time.Minute)
 	def(&c.PollMin, 100*time.Millisecond)
 	def(&c.PollMax, 2*time.Second)
 	if c.Logger == nil {

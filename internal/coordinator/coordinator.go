@@ -78,8 +78,18 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 	r := newRun(c, id, keys, &s, started, deadline)
 	log := c.cfg.Logger.With("run", id)
 
-	// 1. Store writes.
+	// 1. Store writes. Until the VM is asked for, a failure removes what
+	// was written (the supervisor binary is shared and stays).
 	t0 := time.Now()
+	cleanup := func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for _, k := range []string{keys.Bootstrap(), keys.Spec(), keys.Workspace()} {
+			if err := c.cfg.Store.Delete(dctx, k); err != nil {
+				log.Warn("clean up after a failed start", "key", k, "err", err)
+			}
+		}
+	}
 	hasWS := s.Workspace != ""
 	if hasWS {
 		var buf bytes.Buffer
@@ -87,36 +97,34 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 			return nil, fmt.Errorf("pack workspace %q: %w", s.Workspace, err)
 		}
 		if err := c.cfg.Store.Put(ctx, keys.Workspace(), bytes.NewReader(buf.Bytes())); err != nil {
+			cleanup()
 			return nil, fmt.Errorf("upload workspace: %w", err)
 		}
 	}
 	if err := protocol.PutJSON(ctx, c.cfg.Store, keys.Spec(), s.protocolSpec(id, started, deadline, hasWS)); err != nil {
+		cleanup()
 		return nil, fmt.Errorf("write spec: %w", err)
 	}
 	supKey, supSHA, err := c.ensureSupervisor(ctx)
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	bkey, err := protocol.NewBootstrapKey()
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	access := c.cfg.VMAccess
 	access.Prefix = c.cfg.Prefix
 	sealed, err := protocol.Seal(bkey, &protocol.Bootstrap{V: protocol.Version, RunID: id, Store: access})
 	if err != nil {
+		cleanup()
 		return nil, fmt.Errorf("seal bootstrap bundle: %w", err)
 	}
 	if err := c.cfg.Store.Put(ctx, keys.Bootstrap(), bytes.NewReader(sealed)); err != nil {
+		cleanup()
 		return nil, fmt.Errorf("write bootstrap bundle: %w", err)
-	}
-	// From here on a failure must remove the bundle.
-	cleanup := func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := c.cfg.Store.Delete(dctx, keys.Bootstrap()); err != nil {
-			log.Warn("delete bootstrap bundle", "err", err)
-		}
 	}
 	supURL, err := c.cfg.Store.PresignGet(ctx, supKey, c.cfg.BootTimeout)
 	if err != nil {

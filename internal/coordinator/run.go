@@ -55,6 +55,9 @@ type Run struct {
 
 	msgMu   sync.Mutex
 	nextMsg int64
+	// unsent is a message whose PUT failed: it may or may not have landed,
+	// so its sequence number is taken and only the same bytes may go there.
+	unsent *protocol.Message
 
 	done   chan struct{}
 	result *protocol.Result
@@ -116,9 +119,20 @@ func (r *Run) send(ctx context.Context, m protocol.Message) (int64, error) {
 	}
 	r.msgMu.Lock()
 	defer r.msgMu.Unlock()
+	// Inbox keys are read in sequence: a failed write is retried with the
+	// same bytes before anything else is sent, so the VM never waits at a
+	// gap and no acknowledged message is overwritten.
+	if u := r.unsent; u != nil {
+		if err := protocol.PutJSON(ctx, r.c.cfg.Store, r.keys.Inbox(u.Seq), u); err != nil {
+			return 0, fmt.Errorf("resend %s message %d (sent before this one): %w", u.Type, u.Seq, err)
+		}
+		r.unsent = nil
+		r.nextMsg++
+	}
 	m.V, m.Seq, m.Time = protocol.Version, r.nextMsg, time.Now().UTC()
 	if err := protocol.PutJSON(ctx, r.c.cfg.Store, r.keys.Inbox(m.Seq), &m); err != nil {
-		return 0, fmt.Errorf("send %s message: %w", m.Type, err)
+		r.unsent = &m
+		return 0, fmt.Errorf("send %s message: %w (it is sent again before the next message)", m.Type, err)
 	}
 	r.nextMsg++
 	return m.Seq, nil

@@ -75,8 +75,8 @@ func (r *Run) follow(ctx context.Context) (*protocol.Result, error) {
 		case err == nil:
 			if s.LastEvent > seen {
 				n, ferr := r.fetchEvents(ctx, seen, s.LastEvent)
+				progress = n > seen
 				seen = n
-				progress = n > 0
 				if ferr != nil {
 					r.log.Warn("fetch events", "err", ferr)
 				}

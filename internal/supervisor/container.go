@@ -10,6 +10,9 @@ import (
 	"github.com/sortie/sortie/pkg/protocol"
 )
 
+// containerName is the agent container's name: one per run.
+func containerName(runID string) string { return "sortie-" + strings.ToLower(runID) }
+
 // deadlineGrace is the stop grace when the VM deadline, not the container
 // timeout, ends the run: the VM must go soon.
 const deadlineGrace = 5 * time.Second
@@ -33,7 +36,7 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	}
 	r.phases.begin(protocol.PhaseCreate)
 	id, err := rt.Create(ctx, ContainerConfig{
-		Name:       "sortie-" + strings.ToLower(spec.RunID),
+		Name:       containerName(spec.RunID),
 		Image:      spec.Image,
 		Entrypoint: spec.Entrypoint,
 		Cmd:        spec.Command,
@@ -148,7 +151,7 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	wg.Wait()
 	fctx, cancel := context.WithTimeout(final, finalTimeout)
 	defer cancel()
-	if err := ob.scan(fctx); err != nil {
+	if err := ob.scan(fctx, 0); err != nil {
 		return fmt.Errorf("upload outbox: %w", err)
 	}
 	r.result.Outbox = ob.list()

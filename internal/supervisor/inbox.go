@@ -52,23 +52,22 @@ func (in *inbox) poll(ctx context.Context, interval time.Duration) {
 
 // step reads and delivers one message; it reports whether there was one.
 func (in *inbox) step(ctx context.Context) (bool, error) {
-	key := in.keys.Inbox(in.next)
-	var m protocol.Message
-	err := protocol.GetJSON(ctx, in.store, key, &m)
-	var verr *protocol.VersionError
+	b, err := in.store.Get(ctx, in.keys.Inbox(in.next))
 	switch {
 	case errors.Is(err, protocol.ErrNotFound):
 		return false, nil
-	case errors.As(err, &verr):
-		in.notice(fmt.Sprintf("inbox message %d skipped: %v", in.next, err))
 	case err != nil:
-		return false, err
-	case m.Seq != in.next:
+		return false, err // the store: retried
+	}
+	var m protocol.Message
+	// A message that cannot be read (another version, not JSON) is skipped
+	// with a notice: retrying would block the inbox for good.
+	if err := protocol.Decode(b, &m); err != nil {
+		in.notice(fmt.Sprintf("inbox message %d skipped: %v", in.next, err))
+	} else if m.Seq != in.next {
 		in.notice(fmt.Sprintf("inbox message at sequence %d says it is %d; skipped", in.next, m.Seq))
-	default:
-		if err := in.deliver(&m); err != nil {
-			return false, err
-		}
+	} else if err := in.deliver(&m); err != nil {
+		return false, err
 	}
 	in.next++
 	in.mb.setInboxNext(in.next)

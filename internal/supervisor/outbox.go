@@ -85,8 +85,9 @@ func (o *outbox) refuse(name, why string) {
 }
 
 // consider uploads the file at name (relative, slash-separated) if it is a
-// complete regular file that changed since its last upload.
-func (o *outbox) consider(ctx context.Context, name string) error {
+// regular file that changed since its last upload. A file modified within
+// quiet is left for later: a scan cannot tell whether it is complete.
+func (o *outbox) consider(ctx context.Context, name string, quiet time.Duration) error {
 	if hidden(name) {
 		return nil
 	}
@@ -112,6 +113,9 @@ func (o *outbox) consider(ctx context.Context, name string) error {
 	case !fi.Mode().IsRegular():
 		o.refuse(name, "not a regular file")
 		return nil
+	}
+	if quiet > 0 && time.Since(fi.ModTime()) < quiet {
+		return nil // perhaps still being written: the close event or a later scan takes it
 	}
 	stamp := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
 	o.mu.Lock()
@@ -157,8 +161,9 @@ func (o *outbox) upload(ctx context.Context, name string, stamp fileStamp) error
 	return nil
 }
 
-// scan considers every file in the outbox.
-func (o *outbox) scan(ctx context.Context) error {
+// scan considers every file in the outbox, skipping files modified within
+// quiet (0 at the end, when the agent has exited).
+func (o *outbox) scan(ctx context.Context, quiet time.Duration) error {
 	var errs []error
 	err := filepath.WalkDir(o.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -175,7 +180,7 @@ func (o *outbox) scan(ctx context.Context) error {
 			}
 			return nil
 		}
-		if err := o.consider(ctx, name); err != nil {
+		if err := o.consider(ctx, name, quiet); err != nil {
 			errs = append(errs, err)
 		}
 		return nil
@@ -219,15 +224,15 @@ func (o *outbox) watch(ctx context.Context, rescan time.Duration) {
 			}
 			var err error
 			if name == "" {
-				err = o.scan(ctx)
+				err = o.scan(ctx, rescan)
 			} else {
-				err = o.consider(ctx, name)
+				err = o.consider(ctx, name, 0) // closed or renamed: complete
 			}
 			if err != nil && ctx.Err() == nil {
 				o.log.Warn("outbox upload failed; will retry on the next scan", "err", err)
 			}
 		case <-t.C:
-			if err := o.scan(ctx); err != nil && ctx.Err() == nil {
+			if err := o.scan(ctx, rescan); err != nil && ctx.Err() == nil {
 				o.log.Warn("outbox scan", "err", err)
 			}
 		}

@@ -50,6 +50,14 @@ func (r *run) run(ctx context.Context) error {
 	r.phases = &phaseTimer{mb: r.mb}
 	r.result = protocol.Result{V: protocol.Version, RunID: r.boot.RunID, ExitCode: -1, StartedAt: r.cfg.started.UTC()}
 
+	// A hello already there means this supervisor restarted after claiming
+	// the run: the container and its streams are lost, and events must not
+	// be renumbered. Say so in a result and end the run.
+	if _, err := r.store.Get(ctx, r.keys.Hello()); err == nil {
+		return r.abandonRestarted(ctx)
+	} else if !errors.Is(err, protocol.ErrNotFound) {
+		return fmt.Errorf("check for an earlier claim: %w", err)
+	}
 	hello := protocol.Hello{
 		V: protocol.Version, RunID: r.boot.RunID, SupervisorVersion: r.cfg.Version,
 		Hostname: hostname(), Arch: arch(), StartedAt: r.cfg.started.UTC(),
@@ -84,12 +92,31 @@ func (r *run) run(ctx context.Context) error {
 	return r.finish(final)
 }
 
+// abandonRestarted ends a run whose supervisor restarted after the claim:
+// it removes the old container, continues the event sequence after the last
+// durable event, and writes a result that says what happened.
+func (r *run) abandonRestarted(ctx context.Context) error {
+	r.log.Error("supervisor restarted after claiming the run; the run cannot be resumed")
+	var st protocol.Status
+	if err := protocol.GetJSON(ctx, r.store, r.keys.Status(), &st); err == nil {
+		r.mb.nextSeq = st.LastEvent + 1
+		r.mb.durable = st.LastEvent
+		r.mb.inboxNext = st.InboxNext
+	}
+	if rt := r.cfg.Runtime; rt != nil {
+		_ = rt.Remove(ctx, containerName(r.boot.RunID))
+	} else if err := Sweep(ctx, r.boot.RunID); err != nil {
+		r.log.Warn("remove the lost container", "err", err)
+	}
+	r.result.Error = "the supervisor restarted after it had claimed the run (it crashed or the VM rebooted); the agent's container was lost"
+	return r.finish(context.WithoutCancel(ctx))
+}
+
 // finish flushes every event, then writes the result: the commit marker.
 func (r *run) finish(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, finalTimeout)
 	defer cancel()
 	r.phases.end()
-	r.mb.setPhase(protocol.PhaseDone)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if err = r.mb.flush(ctx); err == nil {
@@ -117,6 +144,7 @@ func (r *run) finish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("write result: %w", err)
 	}
+	r.mb.setPhase(protocol.PhaseDone)
 	_ = r.mb.writeStatus(ctx)
 	r.log.Info("result written", "exit_code", r.result.ExitCode, "error", r.result.Error)
 	return nil

@@ -105,18 +105,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	b, err := os.ReadFile(cfg.BootPath)
 	if err != nil {
-		return fmt.Errorf("read boot file: %w", err)
+		return fmt.Errorf("%w: %w", ErrBoot, err)
 	}
 	var boot protocol.Boot
 	if err := protocol.Decode(b, &boot); err != nil {
-		return fmt.Errorf("boot file %s: %w", cfg.BootPath, err)
+		return fmt.Errorf("%w %s: %w", ErrBoot, cfg.BootPath, err)
 	}
 	mode := boot.SelfDestruct
 	if cfg.SelfDestruct != "" {
 		mode = cfg.SelfDestruct
 	}
 	if mode != protocol.SelfDestructExit && mode != protocol.SelfDestructPoweroff {
-		return fmt.Errorf("boot file: unknown self-destruct mode %q (want %q or %q)", mode, protocol.SelfDestructPoweroff, protocol.SelfDestructExit)
+		return fmt.Errorf("%w: unknown self-destruct mode %q (want %q or %q)", ErrBoot, mode, protocol.SelfDestructPoweroff, protocol.SelfDestructExit)
 	}
 	// The VM deadline is enforced on the local clock, whatever the store does.
 	dctx, cancel := context.WithDeadline(ctx, boot.Deadline)
@@ -157,6 +157,12 @@ func (r *run) fetchBundle(ctx context.Context) (*protocol.Bootstrap, error) {
 		if err == nil {
 			return protocol.Open(r.boot.BootstrapKey, r.boot.RunID, sealed)
 		}
+		var fe *errFetch
+		if errors.As(err, &fe) && fe.status == http.StatusNotFound {
+			// Deleted after an earlier claim (this supervisor restarted), or
+			// never written: waiting will not bring it back.
+			return nil, fmt.Errorf("fetch bootstrap bundle: %w: it was already claimed or never written", ErrBundleGone)
+		}
 		r.log.Warn("bootstrap bundle fetch failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
@@ -166,6 +172,13 @@ func (r *run) fetchBundle(ctx context.Context) (*protocol.Bootstrap, error) {
 		backoff = min(backoff*2, 10*time.Second)
 	}
 }
+
+// ErrBundleGone means the bootstrap bundle no longer exists.
+var ErrBundleGone = errors.New("the bootstrap bundle is gone")
+
+// ErrBoot marks an error that no restart can mend: a missing or invalid
+// boot file. The service manager must not restart the supervisor for it.
+var ErrBoot = errors.New("boot file")
 
 // errFetch is a non-2xx answer from a presigned URL; it never carries the URL.
 type errFetch struct{ status int }

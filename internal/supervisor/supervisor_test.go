@@ -124,3 +124,46 @@ func (n noRuntime) Wait(context.Context, string) (supervisor.ExitStatus, error) 
 }
 func (n noRuntime) Stop(context.Context, string, time.Duration) error { n.fail(); return nil }
 func (n noRuntime) Remove(context.Context, string) error              { n.fail(); return nil }
+
+// TestRestartAfterClaim: a supervisor that finds its own hello (it crashed
+// after claiming the run and was restarted) does not renumber events: it
+// continues after the last durable one and writes a result that says what
+// happened.
+func TestRestartAfterClaim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	bootPath, s3, keys := bootRun(t, func(runID string) []byte {
+		return []byte(`{"v":1,"run_id":"` + runID + `","image":"x","timeout_ms":1000}`)
+	})
+	ctx := context.Background()
+	runID := strings.TrimSuffix(strings.TrimPrefix(keys.Root(), "runs/"), "/")
+	if err := protocol.PutJSON(ctx, s3, keys.Hello(), &protocol.Hello{V: protocol.Version, RunID: runID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := protocol.PutJSON(ctx, s3, keys.Status(), &protocol.Status{V: protocol.Version, RunID: runID, LastEvent: 7}); err != nil {
+		t.Fatal(err)
+	}
+	err := supervisor.Run(ctx, supervisor.Config{
+		BootPath: bootPath, WorkDir: t.TempDir(), Runtime: quietRuntime{},
+		PowerOff: func() error { return nil },
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var res protocol.Result
+	if err := protocol.GetJSON(ctx, s3, keys.Result(), &res); err != nil {
+		t.Fatalf("no result: %v", err)
+	}
+	if !strings.Contains(res.Error, "restarted") || res.LastEvent < 7 {
+		t.Errorf("result = error %q, last event %d; want a restart error and events after 7", res.Error, res.LastEvent)
+	}
+	if _, err := s3.Get(ctx, keys.Event(1)); err == nil {
+		t.Error("event 1 was rewritten by the restarted supervisor")
+	}
+}
+
+// quietRuntime is a runtime that has nothing to remove.
+type quietRuntime struct{ noRuntime }
+
+func (quietRuntime) Remove(context.Context, string) error { return nil }

@@ -69,7 +69,7 @@ type StoreAccess struct {
 	AccessKeyID     string    `json:"access_key_id"`
 	SecretAccessKey Secret    `json:"secret_access_key"`
 	SessionToken    Secret    `json:"session_token,omitempty"`
-	Expires         time.Time `json:"expires,omitempty"`
+	Expires         time.Time `json:"expires,omitzero"`
 }
 
 // Bootstrap is the sealed bundle's content.

@@ -22,7 +22,7 @@ type Spec struct {
 	Command []string `json:"command,omitempty"`
 	// Env is the container's environment (NAME=value semantics).
 	Env map[string]string `json:"env,omitempty"`
-	// WorkDir is the container's working directory; empty for the image's.
+	// WorkDir is the container's working directory; empty means /workspace.
 	WorkDir string `json:"workdir,omitempty"`
 	// Workspace is true when the host wrote a workspace archive at Workspace().
 	Workspace bool `json:"workspace,omitempty"`
@@ -33,7 +33,9 @@ type Spec struct {
 	// StopGraceMS is how long the agent gets between the stop signal and
 	// the kill, in milliseconds.
 	StopGraceMS int64 `json:"stop_grace_ms"`
-	// Deadline is the VM's hard deadline: the supervisor self-destructs then.
+	// Deadline is the VM's hard deadline, for information: the supervisor
+	// enforces the deadline of the boot file, which the host sets to the
+	// same time.
 	Deadline time.Time `json:"deadline"`
 	// Limits are the container's resource limits; zero means the default.
 	Limits Limits `json:"limits"`
@@ -82,7 +84,7 @@ const (
 	PhaseStart     = "start"     // start the container
 	PhaseRunning   = "running"   // the agent runs
 	PhaseFlush     = "flush"     // logs and outbox drained after exit
-	PhaseDone      = "done"      // result written
+	PhaseDone      = "done"      // result written (status only)
 )
 
 // Status is the heartbeat: one small object the supervisor rewrites on every
