@@ -1,0 +1,192 @@
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/sortie/sortie/internal/cloudinit"
+	"github.com/sortie/sortie/pkg/protocol"
+)
+
+// BootOptions tune how a Machine boots.
+type BootOptions struct {
+	// HTTPClient downloads the supervisor. Default: 2-minute timeout.
+	HTTPClient *http.Client
+	// DeadmanGrace is how long past the VM deadline the process may live,
+	// like the dead-man's switch of a real VM. Default: cloudinit.DeadmanGrace.
+	DeadmanGrace time.Duration
+	// Env is extra environment for the supervisor (DOCKER_HOST, say).
+	Env []string
+	// Logger receives the machine's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Machine is one local VM: a vm-supervisor process booted from user-data.
+type Machine struct {
+	RunID string
+	Dir   string
+
+	cmd     *exec.Cmd
+	env     []string
+	exited  chan struct{}
+	deadman *time.Timer
+}
+
+// Boot does on this machine what a VM's cloud-init does with userData: it
+// writes the boot file, downloads the supervisor over its presigned URL,
+// checks its SHA-256 and starts it, in dir (created). The supervisor's
+// self-destruct ends the process.
+func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (*Machine, error) {
+	params, err := cloudinit.Parse(userData)
+	if err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("local VM directory: %w", err)
+	}
+	bootPath := filepath.Join(dir, "boot.json")
+	bootJSON, err := json.Marshal(&params.Boot)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(bootPath, bootJSON, 0o600); err != nil {
+		return nil, fmt.Errorf("write boot file: %w", err)
+	}
+	bin := filepath.Join(dir, "vm-supervisor")
+	if err := download(ctx, o.HTTPClient, params.SupervisorURL, params.SupervisorSHA256, bin); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "supervisor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--boot", bootPath, "--work-dir", filepath.Join(dir, "work"),
+		"--self-destruct", protocol.SelfDestructExit)
+	env := append(os.Environ(), o.Env...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// The VM dies with the coordinator's process (the embedded store does
+	// too); SIGTERM lets the supervisor stop its container first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	runtime.LockOSThread() // Pdeathsig follows the thread that forked
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start vm-supervisor: %w", err)
+	}
+	m := &Machine{RunID: params.Boot.RunID, Dir: dir, cmd: cmd, env: env, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(m.exited)
+	}()
+	grace := o.DeadmanGrace
+	if grace <= 0 {
+		grace = cloudinit.DeadmanGrace
+	}
+	log := o.Logger
+	m.deadman = time.AfterFunc(time.Until(params.Boot.Deadline.Add(grace)), func() {
+		log.Warn("dead-man's switch: killing local VM", "dir", dir)
+		m.kill()
+	})
+	return m, nil
+}
+
+// download fetches the supervisor like the install script's curl and
+// sha256sum -c do.
+func download(ctx context.Context, c *http.Client, url, wantSHA, dst string) error {
+	if c == nil {
+		c = &http.Client{Timeout: 2 * time.Minute}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return errors.New("download vm-supervisor: bad URL")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return errors.New("download vm-supervisor: the store did not answer")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("download vm-supervisor: HTTP %d", resp.StatusCode)
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("download vm-supervisor: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA {
+		os.Remove(dst)
+		return fmt.Errorf("vm-supervisor checksum mismatch: got %s, want %s", got, wantSHA)
+	}
+	return nil
+}
+
+// Exited is closed when the supervisor process has ended.
+func (m *Machine) Exited() <-chan struct{} { return m.exited }
+
+// Running reports whether the supervisor process still runs.
+func (m *Machine) Running() bool {
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// PID is the supervisor's process ID.
+func (m *Machine) PID() int { return m.cmd.Process.Pid }
+
+// kill ends the process group at once, like pulling a VM's plug.
+func (m *Machine) kill() {
+	if m.Running() {
+		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// Destroy removes the machine as deleting a VM would: it kills the process,
+// removes the run's containers and the machine's directory.
+func (m *Machine) Destroy(ctx context.Context) error {
+	m.deadman.Stop()
+	m.kill()
+	select {
+	case <-m.exited:
+	case <-ctx.Done():
+		return fmt.Errorf("local VM in %s did not exit: %w", m.Dir, ctx.Err())
+	}
+	// The supervisor binary sweeps the containers of its run.
+	cmd := exec.CommandContext(ctx, filepath.Join(m.Dir, "vm-supervisor"), "sweep", "--run", m.RunID)
+	cmd.Env = m.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("remove containers of local VM in %s: %v: %s", m.Dir, err, out)
+	}
+	if err := os.RemoveAll(m.Dir); err != nil {
+		return fmt.Errorf("remove local VM directory: %w", err)
+	}
+	return nil
+}
