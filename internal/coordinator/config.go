@@ -53,6 +53,17 @@ type VM struct {
 	Name    string
 	RunID   string
 	Created time.Time
+	// Labels, Status, Type and Location are filled in by List.
+	Labels   map[string]string
+	Status   string
+	Type     string
+	Location string
+}
+
+// Lister is implemented by providers that can list the VMs of an owner
+// (by label), for `coordinator ls` and the reaper.
+type Lister interface {
+	List(ctx context.Context, owner string) ([]*VM, error)
 }
 
 // Config configures a Coordinator. Each field documents its default.

@@ -1,0 +1,142 @@
+package hetzner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sortie/sortie/pkg/protocol"
+)
+
+// Config configures the provider. Each field documents its default.
+type Config struct {
+	// Token is the Hetzner Cloud API token (HCLOUD_TOKEN). Required.
+	Token protocol.Secret
+	// Endpoint is the API's base URL (HCLOUD_ENDPOINT). Default: Hetzner's.
+	Endpoint string
+	// ServerTypes are tried in order when one has no capacity. All must be
+	// of Arch. Default: cx22, cpx21.
+	ServerTypes []string
+	// Locations are tried in order after every server type failed in the
+	// previous one. Default: fsn1, nbg1, hel1.
+	Locations []string
+	// Image is an image name (such as "docker-ce" or "debian-12") or a
+	// snapshot ID. Default: "docker-ce", Hetzner's app image with Docker
+	// ready at boot.
+	Image string
+	// InstallDocker makes cloud-init install Docker (Debian's docker.io)
+	// before the supervisor starts. Default: on for images other than
+	// docker-ce.
+	InstallDocker *bool
+	// PublicIPv4 and PublicIPv6 give the server public addresses. Default:
+	// both on. (The VM needs a way out to reach the store.)
+	PublicIPv4, PublicIPv6 *bool
+	// Firewalls and Networks are IDs attached to every server.
+	Firewalls []int64
+	Networks  []int64
+	// Labels are extra labels on every server; they cannot override
+	// Sortie's own.
+	Labels map[string]string
+	// Arch is the CPU architecture of ServerTypes. Default amd64.
+	Arch string
+	// SSHKeyName is the name of the project SSH key, found by label and
+	// created once. Default "sortie".
+	SSHKeyName string
+	// SSHKeyDir is where a newly created key's private half is saved.
+	// Default: not saved (the key still stops Hetzner from mailing a
+	// root password).
+	SSHKeyDir string
+	// MaxCreateTries bounds create attempts per run. Default 6.
+	MaxCreateTries int
+	// RetryDelay is the first pause between create attempts; it doubles
+	// up to 8 times its value. Default 1 s.
+	RetryDelay time.Duration
+	// DeleteTimeout bounds a delete that waits out "locked". Default 3 min.
+	DeleteTimeout time.Duration
+	// HTTPClient carries the API requests (its Transport is wrapped by the
+	// shared rate limiter). Default: 30 s timeout.
+	HTTPClient *http.Client
+	// Logger receives the provider's logs (never the token). Default: discard.
+	Logger *slog.Logger
+}
+
+var (
+	labelKey   = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
+	labelValue = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$`)
+)
+
+// reserved are the labels Sortie sets itself.
+var reserved = map[string]bool{"managed-by": true, "owner": true, "run": true, "expires": true}
+
+func (c *Config) setDefaults() error {
+	var errs []error
+	if c.Token == "" {
+		errs = append(errs, errors.New("a Hetzner Cloud API token is required: set HCLOUD_TOKEN"))
+	}
+	if len(c.ServerTypes) == 0 {
+		c.ServerTypes = []string{"cx22", "cpx21"}
+	}
+	if len(c.Locations) == 0 {
+		c.Locations = []string{"fsn1", "nbg1", "hel1"}
+	}
+	if c.Image == "" {
+		c.Image = "docker-ce"
+	}
+	if c.InstallDocker == nil {
+		v := c.Image != "docker-ce"
+		c.InstallDocker = &v
+	}
+	on := true
+	if c.PublicIPv4 == nil {
+		c.PublicIPv4 = &on
+	}
+	if c.PublicIPv6 == nil {
+		c.PublicIPv6 = &on
+	}
+	if c.Arch == "" {
+		c.Arch = "amd64"
+	}
+	if c.Arch != "amd64" && c.Arch != "arm64" {
+		errs = append(errs, fmt.Errorf("arch %q: want amd64 or arm64", c.Arch))
+	}
+	for _, st := range c.ServerTypes {
+		if arm := strings.HasPrefix(st, "cax"); arm != (c.Arch == "arm64") {
+			errs = append(errs, fmt.Errorf("server type %q is not %s: list server types of one architecture and set the arch to match", st, c.Arch))
+		}
+	}
+	for k, v := range c.Labels {
+		if reserved[k] {
+			errs = append(errs, fmt.Errorf("label %q is Sortie's own and cannot be set", k))
+		}
+		if !labelKey.MatchString(k) || !labelValue.MatchString(v) {
+			errs = append(errs, fmt.Errorf("label %q=%q is not a valid Hetzner label", k, v))
+		}
+	}
+	if c.SSHKeyName == "" {
+		c.SSHKeyName = "sortie"
+	}
+	if c.MaxCreateTries <= 0 {
+		c.MaxCreateTries = 6
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.DeleteTimeout <= 0 {
+		c.DeleteTimeout = 3 * time.Minute
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("hetzner provider: %w", err)
+	}
+	return nil
+}
