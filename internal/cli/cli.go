@@ -61,17 +61,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 }
 
 type globals struct {
-	stateDir   string
-	supervisor string
-	bucket     string
-	endpoint   string
-	region     string
-	prefix     string
-	pathStyle  bool
-	provider   string
-	verbose    bool
-	stdout     io.Writer
-	stderr     io.Writer
+	config      string
+	stateDir    string
+	supervisor  string
+	bucket      string
+	endpoint    string
+	region      string
+	prefix      string
+	pathStyle   bool
+	provider    string
+	owner       string
+	serverTypes []string
+	locations   []string
+	image       string
+	verbose     bool
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 func newRoot(stdout, stderr io.Writer, version string) *cobra.Command {
@@ -84,39 +89,78 @@ func newRoot(stdout, stderr io.Writer, version string) *cobra.Command {
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
+	pf.StringVar(&g.config, "config", os.Getenv("SORTIE_CONFIG"), "YAML config file (env SORTIE_CONFIG); flags override it")
 	pf.StringVar(&g.stateDir, "state-dir", "", "state directory (default $SORTIE_STATE_DIR or ~/.local/state/sortie)")
-	pf.StringVar(&g.supervisor, "supervisor", os.Getenv("SORTIE_SUPERVISOR"), "vm-supervisor binary (default: beside this executable; env SORTIE_SUPERVISOR)")
+	pf.StringVar(&g.supervisor, "supervisor", os.Getenv("SORTIE_SUPERVISOR"), "vm-supervisor binary for the VMs (default: beside this executable; env SORTIE_SUPERVISOR)")
 	pf.StringVar(&g.bucket, "bucket", os.Getenv("SORTIE_BUCKET"), "S3 bucket (env SORTIE_BUCKET; default: the embedded store)")
 	pf.StringVar(&g.endpoint, "endpoint", os.Getenv("SORTIE_S3_ENDPOINT"), "S3 endpoint URL (env SORTIE_S3_ENDPOINT)")
 	pf.StringVar(&g.region, "region", os.Getenv("SORTIE_S3_REGION"), "S3 region (env SORTIE_S3_REGION)")
 	pf.StringVar(&g.prefix, "prefix", os.Getenv("SORTIE_S3_PREFIX"), "key prefix in the bucket (env SORTIE_S3_PREFIX)")
 	pf.BoolVar(&g.pathStyle, "path-style", os.Getenv("SORTIE_S3_PATH_STYLE") == "true", "path-style S3 addressing (MinIO)")
-	pf.StringVar(&g.provider, "provider", "local", "VM provider: local")
+	pf.StringVar(&g.provider, "provider", "", "VM provider: local or hetzner (default: hetzner when HCLOUD_TOKEN is set, else local)")
+	pf.StringVar(&g.owner, "owner", "", "owner ID in VM labels; reap touches only this owner's VMs (default $SORTIE_OWNER or the host name)")
+	pf.StringSliceVar(&g.serverTypes, "server-type", nil, "hetzner: server types in fallback order (default cx22,cpx21)")
+	pf.StringSliceVar(&g.locations, "location", nil, "hetzner: locations in fallback order (default fsn1,nbg1,hel1)")
+	pf.StringVar(&g.image, "server-image", "", "hetzner: server image name or snapshot ID (default docker-ce)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log what the coordinator does to stderr")
-	root.AddCommand(newRunCmd(g))
+	root.AddCommand(newRunCmd(g), newLsCmd(g), newReapCmd(g))
 	return root
 }
 
-// open builds a client from the global flags and the environment. S3
-// credentials come only from the environment (AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY), never from flags, so they stay out of the
-// process list.
-func (g *globals) open(ctx context.Context) (*sortie.Client, error) {
+// options builds the client options: the config file, then flags and the
+// environment. Secrets come only from the environment (HCLOUD_TOKEN,
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), never from flags or files, so
+// they stay out of the process list and out of config files.
+func (g *globals) options() (sortie.Options, error) {
+	var o sortie.Options
+	if g.config != "" {
+		var err error
+		if o, err = sortie.LoadConfig(g.config); err != nil {
+			return o, err
+		}
+	}
 	level := slog.LevelWarn
 	if g.verbose {
 		level = slog.LevelInfo
 	}
-	o := sortie.Options{
-		StateDir: g.stateDir, SupervisorPath: g.supervisor, Provider: g.provider,
-		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})),
-		Store: sortie.StoreOptions{
-			Endpoint: g.endpoint, Region: g.region, Bucket: g.bucket, Prefix: g.prefix, PathStyle: g.pathStyle,
-			AccessKeyID:     os.Getenv("AWS_ACCESS_KEY_ID"),
-			SecretAccessKey: sortie.Secret(os.Getenv("AWS_SECRET_ACCESS_KEY")),
-		},
+	o.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	setS := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
 	}
+	setS(&o.StateDir, g.stateDir)
+	setS(&o.SupervisorPath, g.supervisor)
+	setS(&o.Provider, g.provider)
+	setS(&o.OwnerID, g.owner)
+	setS(&o.Store.Bucket, g.bucket)
+	setS(&o.Store.Endpoint, g.endpoint)
+	setS(&o.Store.Region, g.region)
+	setS(&o.Store.Prefix, g.prefix)
+	setS(&o.Hetzner.Image, g.image)
+	if g.pathStyle {
+		o.Store.PathStyle = true
+	}
+	if len(g.serverTypes) > 0 {
+		o.Hetzner.ServerTypes = g.serverTypes
+	}
+	if len(g.locations) > 0 {
+		o.Hetzner.Locations = g.locations
+	}
+	o.FromEnv()
 	if o.Store.Bucket != "" && (o.Store.AccessKeyID == "" || o.Store.SecretAccessKey == "") {
-		return nil, errors.New("a bucket is set but AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not: export both")
+		return o, errors.New("a bucket is set but AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not: export both")
+	}
+	if o.Provider == "hetzner" && o.Hetzner.Token == "" {
+		return o, errors.New("the hetzner provider needs an API token: export HCLOUD_TOKEN")
+	}
+	return o, nil
+}
+
+func (g *globals) open(ctx context.Context) (*sortie.Client, error) {
+	o, err := g.options()
+	if err != nil {
+		return nil, err
 	}
 	return sortie.Open(ctx, o)
 }

@@ -14,9 +14,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/sortie/sortie/internal/coordinator"
+	"github.com/sortie/sortie/internal/coordinator/hetzner"
 	"github.com/sortie/sortie/internal/coordinator/local"
 	"github.com/sortie/sortie/internal/store"
 	"github.com/sortie/sortie/pkg/protocol"
@@ -41,13 +45,31 @@ type (
 // StoreOptions name an S3-compatible bucket. With no Bucket, the embedded
 // store is used.
 type StoreOptions struct {
-	Endpoint        string
-	Region          string
-	Bucket          string
-	Prefix          string
-	PathStyle       bool
-	AccessKeyID     string
-	SecretAccessKey Secret
+	Endpoint        string `yaml:"endpoint"`
+	Region          string `yaml:"region"`
+	Bucket          string `yaml:"bucket"`
+	Prefix          string `yaml:"prefix"`
+	PathStyle       bool   `yaml:"path_style"`
+	AccessKeyID     string `yaml:"-"`
+	SecretAccessKey Secret `yaml:"-"`
+}
+
+// HetznerOptions configure the hetzner provider; see the fields of
+// internal/coordinator/hetzner.Config for defaults.
+type HetznerOptions struct {
+	Token         Secret            `yaml:"-"`
+	Endpoint      string            `yaml:"endpoint"`
+	ServerTypes   []string          `yaml:"server_types"`
+	Locations     []string          `yaml:"locations"`
+	Image         string            `yaml:"image"`
+	InstallDocker *bool             `yaml:"install_docker"`
+	PublicIPv4    *bool             `yaml:"public_ipv4"`
+	PublicIPv6    *bool             `yaml:"public_ipv6"`
+	Firewalls     []int64           `yaml:"firewalls"`
+	Networks      []int64           `yaml:"networks"`
+	Labels        map[string]string `yaml:"labels"`
+	Arch          string            `yaml:"arch"`
+	SSHKeyName    string            `yaml:"ssh_key_name"`
 }
 
 // Options configure a Client. Every field has a default.
@@ -55,20 +77,33 @@ type Options struct {
 	// StateDir holds the embedded store's data and the local VMs.
 	// Default: $SORTIE_STATE_DIR, else $XDG_STATE_HOME/sortie, else
 	// ~/.local/state/sortie.
-	StateDir string
+	StateDir string `yaml:"state_dir"`
 	// Store is the bucket; default: the embedded store under StateDir.
-	Store StoreOptions
-	// Provider is "local" (the default).
-	Provider string
-	// SupervisorPath is the vm-supervisor binary. Default: beside the
-	// running executable.
-	SupervisorPath string
+	Store StoreOptions `yaml:"store"`
+	// Provider is "local" or "hetzner". Default: "hetzner" when a Hetzner
+	// token is set, else "local".
+	Provider string `yaml:"provider"`
+	// Hetzner configures the hetzner provider.
+	Hetzner HetznerOptions `yaml:"hetzner"`
+	// OwnerID names this coordinator in VM labels; it reaps only VMs with
+	// its own owner label. Default: $SORTIE_OWNER, else the host name.
+	OwnerID string `yaml:"owner"`
+	// SupervisorPath is the vm-supervisor binary for the VMs' architecture.
+	// Default: vm-supervisor-linux-<arch> beside the running executable,
+	// else vm-supervisor there.
+	SupervisorPath string `yaml:"supervisor"`
 	// BootTimeout is how long a VM may take to say hello. Default 5 min.
-	BootTimeout time.Duration
+	BootTimeout time.Duration `yaml:"boot_timeout"`
+	// ReapInterval is how often the reaper runs while the Client is open,
+	// for providers that can list their VMs (hetzner); it also runs once at
+	// Open, so a restarted coordinator removes what its predecessor left.
+	// Default 5 min; negative: never.
+	ReapInterval time.Duration `yaml:"reap_interval"`
 	// PollMin and PollMax bound status polling. Defaults 100 ms and 2 s.
-	PollMin, PollMax time.Duration
+	PollMin time.Duration `yaml:"poll_min"`
+	PollMax time.Duration `yaml:"poll_max"`
 	// Logger receives logs (never secrets). Default: discard.
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // Client is an open coordinator.
@@ -86,6 +121,15 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	if o.StateDir == "" {
 		o.StateDir = DefaultStateDir()
 	}
+	if o.Provider == "" {
+		o.Provider = "local"
+		if o.Hetzner.Token != "" {
+			o.Provider = "hetzner"
+		}
+	}
+	if o.OwnerID == "" {
+		o.OwnerID = DefaultOwnerID()
+	}
 	cl := &Client{}
 	fail := func(err error) (*Client, error) {
 		_ = cl.Close()
@@ -93,6 +137,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	var sc store.Config
 	if o.Store.Bucket == "" {
+		if o.Provider != "local" {
+			return fail(fmt.Errorf("the %s provider's VMs cannot reach the embedded store: configure a bucket (endpoint, bucket, credentials)", o.Provider))
+		}
 		emb, err := store.StartEmbedded(ctx, filepath.Join(o.StateDir, "s3"), "127.0.0.1:0")
 		if err != nil {
 			return fail(fmt.Errorf("start embedded store: %w", err))
@@ -111,29 +158,94 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		return fail(err)
 	}
 	var prov coordinator.Provider
+	arch := runtime.GOARCH
+	installDocker := false
 	switch o.Provider {
-	case "", "local":
+	case "local":
 		lp := &local.Provider{Dir: filepath.Join(o.StateDir, "vms"), Logger: o.Logger}
 		cl.closers = append(cl.closers, func() error { return lp.Shutdown(context.Background()) })
 		prov = lp
+	case "hetzner":
+		h := o.Hetzner
+		hp, err := hetzner.New(hetzner.Config{
+			Token: h.Token, Endpoint: h.Endpoint, ServerTypes: h.ServerTypes, Locations: h.Locations,
+			Image: h.Image, InstallDocker: h.InstallDocker, PublicIPv4: h.PublicIPv4, PublicIPv6: h.PublicIPv6,
+			Firewalls: h.Firewalls, Networks: h.Networks, Labels: h.Labels, Arch: h.Arch,
+			SSHKeyName: h.SSHKeyName, SSHKeyDir: filepath.Join(o.StateDir, "ssh"), Logger: o.Logger,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		prov, arch, installDocker = hp, hp.Arch(), hp.InstallDocker()
 	default:
-		return fail(fmt.Errorf("unknown provider %q: use \"local\"", o.Provider))
+		return fail(fmt.Errorf("unknown provider %q: use \"local\" or \"hetzner\"", o.Provider))
+	}
+	if o.SupervisorPath == "" {
+		o.SupervisorPath = defaultSupervisor(arch)
 	}
 	c, err := coordinator.New(coordinator.Config{
-		Store: s3, Prefix: sc.Prefix, Provider: prov,
+		Store: s3, Prefix: sc.Prefix, Provider: prov, OwnerID: o.OwnerID,
 		VMAccess: protocol.StoreAccess{
 			Mode: protocol.AccessCredentials, Endpoint: sc.Endpoint, Region: sc.Region,
 			Bucket: sc.Bucket, Prefix: sc.Prefix, PathStyle: sc.PathStyle,
 			AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey,
 		},
-		SupervisorPath: o.SupervisorPath, BootTimeout: o.BootTimeout,
-		PollMin: o.PollMin, PollMax: o.PollMax, Logger: o.Logger,
+		SupervisorPath: o.SupervisorPath, SupervisorArch: arch, InstallDocker: installDocker,
+		BootTimeout: o.BootTimeout, PollMin: o.PollMin, PollMax: o.PollMax, Logger: o.Logger,
 	})
 	if err != nil {
 		return fail(err)
 	}
 	cl.Coordinator = c
+	if _, ok := prov.(coordinator.Lister); ok && o.ReapInterval >= 0 {
+		if o.ReapInterval == 0 {
+			o.ReapInterval = 5 * time.Minute
+		}
+		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); c.ReapEvery(rctx, o.ReapInterval) }()
+		cl.closers = append(cl.closers, func() error { stop(); <-done; return nil })
+	}
 	return cl, nil
+}
+
+// defaultSupervisor finds the vm-supervisor for arch beside the running
+// executable: vm-supervisor-linux-<arch>, else vm-supervisor (built for
+// this machine) when arch is this machine's.
+func defaultSupervisor(arch string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "vm-supervisor"
+	}
+	dir := filepath.Dir(exe)
+	if p := filepath.Join(dir, "vm-supervisor-linux-"+arch); fileExists(p) || arch != runtime.GOARCH {
+		return p
+	}
+	return filepath.Join(dir, "vm-supervisor")
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+var ownerChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// DefaultOwnerID is $SORTIE_OWNER, else this machine's host name, made a
+// valid label value.
+func DefaultOwnerID() string {
+	o := os.Getenv("SORTIE_OWNER")
+	if o == "" {
+		o, _ = os.Hostname()
+	}
+	o = strings.Trim(ownerChars.ReplaceAllString(o, "-"), "-_.")
+	if len(o) > 63 {
+		o = strings.Trim(o[:63], "-_.")
+	}
+	if o == "" {
+		o = "sortie"
+	}
+	return o
 }
 
 // Close stops what Open started, last first.
