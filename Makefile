@@ -21,9 +21,10 @@ supervisors: ## static vm-supervisor for amd64 and arm64 (Hetzner cax)
 	@mkdir -p $(BIN)
 	for a in amd64 arm64; do CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vm-supervisor-linux-$$a ./cmd/vm-supervisor || exit 1; done
 
-deps: ## install and start what the tests need: a Docker engine and MinIO
+deps: ## install and start what the tests need: Docker, MinIO, cloud-init and systemd-analyze
 	scripts/ensure-docker.sh
 	scripts/ensure-minio.sh
+	scripts/ensure-tools.sh
 
 images: ## build the local base image and the reference agent image (no registry needed)
 	scripts/ensure-docker.sh

@@ -15,10 +15,6 @@ import (
 	"github.com/sortie/sortie/internal/supervisor"
 )
 
-// exitNoRestart tells the service manager not to restart the supervisor
-// (the unit's RestartPreventExitStatus): a restart cannot mend the error.
-const exitNoRestart = 3
-
 // version is set with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -26,6 +22,7 @@ const usage = `vm-supervisor runs one Sortie run on a VM.
 
 Usage:
   vm-supervisor run --boot FILE [--work-dir DIR] [--self-destruct poweroff|exit]
+  vm-supervisor service install|uninstall|start|stop|status [--boot FILE] [--system linux-systemd]
   vm-supervisor sweep --run RUN-ID
   vm-supervisor version
 `
@@ -43,11 +40,13 @@ func main() {
 	case "run":
 		fs := flag.NewFlagSet("run", flag.ExitOnError)
 		cfg := supervisor.Config{Logger: log, Version: version}
-		fs.StringVar(&cfg.BootPath, "boot", "/etc/sortie/boot.json", "boot file written by cloud-init")
+		fs.StringVar(&cfg.BootPath, "boot", supervisor.DefaultBootPath, "boot file written by cloud-init")
 		fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/sortie", "directory for the run's workspace, inbox and outbox")
 		fs.StringVar(&cfg.SelfDestruct, "self-destruct", "", "override the boot file's self-destruct mode (poweroff or exit)")
 		_ = fs.Parse(os.Args[2:])
-		err = supervisor.Run(ctx, cfg)
+		err = supervisor.RunService(ctx, cfg)
+	case "service":
+		err = serviceCommand(os.Args[2:])
 	case "sweep":
 		fs := flag.NewFlagSet("sweep", flag.ExitOnError)
 		runID := fs.String("run", "", "run ID whose containers to remove")
@@ -65,9 +64,43 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vm-supervisor:", err)
-		if errors.Is(err, supervisor.ErrBoot) || errors.Is(err, supervisor.ErrBundleGone) {
-			os.Exit(exitNoRestart)
+		// ErrBoot and ErrBundleGone exit with supervisor.ExitNoRestart, the
+		// unit's RestartPreventExitStatus: a restart cannot mend them.
+		os.Exit(supervisor.ExitCode(err))
+	}
+}
+
+// serviceCommand installs or controls the sortie-supervisor system service.
+func serviceCommand(args []string) error {
+	if len(args) < 1 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	action := args[0]
+	fs := flag.NewFlagSet("service "+action, flag.ExitOnError)
+	var o supervisor.ServiceOptions
+	fs.StringVar(&o.BootPath, "boot", supervisor.DefaultBootPath, "boot file the service runs with (install)")
+	fs.StringVar(&o.System, "system", "", "service manager, e.g. "+supervisor.SystemdSystem+" (default: the detected one)")
+	_ = fs.Parse(args[1:])
+	switch action {
+	case "install":
+		return supervisor.InstallService(o)
+	case "uninstall":
+		return supervisor.UninstallService(o)
+	case "start":
+		return supervisor.StartService(o)
+	case "stop":
+		return supervisor.StopService(o)
+	case "status":
+		st, err := supervisor.ServiceStatus(o)
+		if err != nil {
+			return err
 		}
-		os.Exit(1)
+		fmt.Println(st)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+		return nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -40,7 +41,14 @@ type Params struct {
 	SupervisorSHA256 string
 	// Boot is written to BootPath for the supervisor.
 	Boot protocol.Boot
+	// InstallDocker makes cloud-init install Debian/Ubuntu's docker.io
+	// package (after an apt-get update) before the install script runs, so
+	// that a plain image works. Default false: the image has Docker.
+	InstallDocker bool
 }
+
+// DockerPackage is the Debian/Ubuntu package InstallDocker installs.
+const DockerPackage = "docker.io"
 
 // Validate says what is wrong with p, all problems at once.
 func (p *Params) Validate() error {
@@ -76,14 +84,20 @@ type writeFile struct {
 	Content     string `yaml:"content"`
 }
 
+// cloudConfig is the part of cloud-init's schema the user-data uses. The
+// packages module runs in cloud-init's config stage, before runcmd (the
+// final stage).
 type cloudConfig struct {
-	WriteFiles []writeFile `yaml:"write_files"`
-	RunCmd     [][]string  `yaml:"runcmd"`
+	PackageUpdate bool        `yaml:"package_update,omitempty"`
+	Packages      []string    `yaml:"packages,omitempty"`
+	WriteFiles    []writeFile `yaml:"write_files"`
+	RunCmd        [][]string  `yaml:"runcmd"`
 }
 
 // The install script: dead-man's switch first (so it is armed even when the
-// download fails), then download, verify, start. The two variable lines are
-// read back by Parse.
+// download fails), then download, verify, and install and start the
+// supervisor as the system service sortie-supervisor (the unit is
+// supervisor.ServiceConfig's). The two variable lines are read back by Parse.
 var installTmpl = template.Must(template.New("install").Parse(`#!/bin/sh
 # Sortie VM bootstrap. Rendered per run; carries no secret.
 set -eu
@@ -103,7 +117,7 @@ done
 echo "$SUPERVISOR_SHA256  $tmp" | sha256sum -c - || { echo "sortie: supervisor checksum mismatch" >&2; poweroff; exit 1; }
 chmod 0755 "$tmp"
 mv "$tmp" "{{.Bin}}"
-systemd-run --unit=sortie-supervisor --property=Restart=on-failure --property=RestartSec=2 --property=RestartPreventExitStatus=3 "{{.Bin}}" run --boot {{.Boot}}
+{{.Bin}} service install --boot {{.Boot}} && {{.Bin}} service start || { echo "sortie: supervisor service failed to start" >&2; poweroff; exit 1; }
 `))
 
 // Render returns the #cloud-config user-data for p, or an error when p is
@@ -132,6 +146,10 @@ func Render(p Params) ([]byte, error) {
 		},
 		RunCmd: [][]string{{"sh", InstallPath}},
 	}
+	if p.InstallDocker {
+		cc.PackageUpdate = true
+		cc.Packages = []string{DockerPackage}
+	}
 	body, err := yaml.Marshal(cc)
 	if err != nil {
 		return nil, fmt.Errorf("render user-data: %w", err)
@@ -152,7 +170,7 @@ func Parse(userData []byte) (*Params, error) {
 	if err := yaml.Unmarshal(userData, &cc); err != nil {
 		return nil, fmt.Errorf("parse user-data: %w", err)
 	}
-	var p Params
+	p := Params{InstallDocker: slices.Contains(cc.Packages, DockerPackage)}
 	var haveBoot, haveScript bool
 	for _, f := range cc.WriteFiles {
 		switch f.Path {

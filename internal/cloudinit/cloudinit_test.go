@@ -2,11 +2,16 @@ package cloudinit
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/sortie/sortie/pkg/protocol"
 )
@@ -33,9 +38,17 @@ func TestRenderParseRoundTrip(t *testing.T) {
 	if !bytes.HasPrefix(ud, []byte("#cloud-config\n")) {
 		t.Fatalf("user-data does not start with #cloud-config:\n%s", ud)
 	}
-	for _, want := range []string{"shutdown -P", "sha256sum -c", "systemd-run --unit=sortie-supervisor", BootPath} {
+	for _, want := range []string{
+		"shutdown -P", "sha256sum -c",
+		SupervisorPath + " service install --boot " + BootPath + " && " + SupervisorPath + " service start",
+	} {
 		if !bytes.Contains(ud, []byte(want)) {
 			t.Errorf("user-data lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"systemd-run", "packages:", "package_update:"} {
+		if bytes.Contains(ud, []byte(unwanted)) {
+			t.Errorf("user-data has %q", unwanted)
 		}
 	}
 	got, err := Parse(ud)
@@ -44,6 +57,73 @@ func TestRenderParseRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(&p, got); diff != "" {
 		t.Errorf("Parse(Render(p)) differs (-want +got):\n%s", diff)
+	}
+}
+
+// TestRenderInstallDocker: with InstallDocker, cloud-init updates the
+// package lists and installs docker.io; Parse reads the flag back.
+func TestRenderInstallDocker(t *testing.T) {
+	p := params()
+	p.InstallDocker = true
+	ud, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cc struct {
+		PackageUpdate bool     `yaml:"package_update"`
+		Packages      []string `yaml:"packages"`
+	}
+	if err := yaml.Unmarshal(ud, &cc); err != nil {
+		t.Fatal(err)
+	}
+	if !cc.PackageUpdate || !cmp.Equal(cc.Packages, []string{"docker.io"}) {
+		t.Errorf("package_update = %v, packages = %q; want true, [docker.io]\n%s", cc.PackageUpdate, cc.Packages, ud)
+	}
+	got, err := Parse(ud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&p, got); diff != "" {
+		t.Errorf("Parse(Render(p)) differs (-want +got):\n%s", diff)
+	}
+}
+
+// TestRenderPassesCloudInitSchema checks the user-data with cloud-init's
+// own validator, `cloud-init schema -c FILE`. (Its schema allows keys it
+// does not know, so it does not catch a misspelt top-level key.)
+func TestRenderPassesCloudInitSchema(t *testing.T) {
+	ci, err := exec.LookPath("cloud-init")
+	if err != nil {
+		msg := "cloud-init is not installed: install Debian's cloud-init package (scripts/ensure-tools.sh)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	for _, docker := range []bool{false, true} {
+		t.Run(fmt.Sprintf("InstallDocker=%v", docker), func(t *testing.T) {
+			t.Parallel()
+			p := params()
+			p.InstallDocker = docker
+			ud, err := Render(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "user-data")
+			if err := os.WriteFile(path, ud, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.CommandContext(t.Context(), ci, "schema", "-c", path).CombinedOutput()
+			bad := err != nil
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.Contains(line, "Invalid") || strings.Contains(line, "Error") {
+					bad = true
+				}
+			}
+			if bad {
+				t.Errorf("cloud-init schema -c %s: %v\n%s\nuser-data:\n%s", path, err, out, ud)
+			}
+		})
 	}
 }
 

@@ -82,6 +82,8 @@ type Config struct {
 	SupervisorPath string
 	// SupervisorArch is the CPU architecture of SupervisorPath. Default: this machine's.
 	SupervisorArch string
+	// InstallDocker makes the user-data install Docker (plain images).
+	InstallDocker bool
 	// BootTimeout is how long a VM may take to say hello. Default 5 min.
 	BootTimeout time.Duration
 	// DeadlineGrace is how long past a run's VM deadline the coordinator

@@ -141,7 +141,7 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 	// 2. User-data.
 	t0 = time.Now()
 	ud, err := cloudinit.Render(cloudinit.Params{
-		SupervisorURL: supURL, SupervisorSHA256: supSHA,
+		SupervisorURL: supURL, SupervisorSHA256: supSHA, InstallDocker: c.cfg.InstallDocker,
 		Boot: protocol.Boot{
 			V: protocol.Version, RunID: id, BootstrapURL: bootURL, BootstrapKey: bkey,
 			Deadline: deadline.UTC(), SelfDestruct: c.cfg.Provider.SelfDestruct(),
