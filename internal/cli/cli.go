@@ -99,7 +99,7 @@ func newRoot(stdout, stderr io.Writer, version string) *cobra.Command {
 	pf.BoolVar(&g.pathStyle, "path-style", os.Getenv("SORTIE_S3_PATH_STYLE") == "true", "path-style S3 addressing (MinIO)")
 	pf.StringVar(&g.provider, "provider", "", "VM provider: local or hetzner (default: hetzner when HCLOUD_TOKEN is set, else local)")
 	pf.StringVar(&g.owner, "owner", "", "owner ID in VM labels; reap touches only this owner's VMs (default $SORTIE_OWNER or the host name)")
-	pf.StringSliceVar(&g.serverTypes, "server-type", nil, "hetzner: server types in fallback order (default cx22,cpx21)")
+	pf.StringSliceVar(&g.serverTypes, "server-type", nil, "hetzner: server types in fallback order (default cx23,cpx22)")
 	pf.StringSliceVar(&g.locations, "location", nil, "hetzner: locations in fallback order (default fsn1,nbg1,hel1)")
 	pf.StringVar(&g.image, "server-image", "", "hetzner: server image name or snapshot ID (default docker-ce)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log what the coordinator does to stderr")
@@ -119,7 +119,9 @@ func (g *globals) options() (sortie.Options, error) {
 			return o, err
 		}
 	}
-	level := slog.LevelWarn
+	// Warnings reach the user as events ("sortie: warning: ..."); the log
+	// shows only errors unless -v.
+	level := slog.LevelError
 	if g.verbose {
 		level = slog.LevelInfo
 	}

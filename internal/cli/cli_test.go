@@ -26,6 +26,10 @@ func TestRunFlagsRefuseBadInput(t *testing.T) {
 		{[]string{"run", "--image", "x", "-e", "NOEQUALS"}, "want NAME=value"},
 		{[]string{"run", "--image", "x", "--memory", "lots"}, "--memory"},
 		{[]string{"run", "--image", "x", "--input", "{bad"}, "input is not valid JSON"},
+		{[]string{"run", "--image", "x", "--timeout", "1ns"}, "timeout must be at least 1s"},
+		{[]string{"run", "--image", "x", "--workdir", "rel"}, "must be an absolute path"},
+		{[]string{"run", "--image", "x", "--pids", "-1"}, "pids limit must not be negative"},
+		{[]string{"run", "--image", "x", "--outbox", "/proc/nope"}, "outbox folder"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -18,6 +19,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/sortie/sortie/internal/coordinator"
 	"github.com/sortie/sortie/pkg/protocol"
 	"github.com/sortie/sortie/pkg/sortie"
 )
@@ -128,6 +130,11 @@ func runRun(ctx context.Context, g *globals, f *runFlags, args []string) error {
 	if err != nil {
 		return &ExitError{Code: ExitSortie, Err: err}
 	}
+	if f.outbox != "" {
+		if err := coordinator.CheckWritableDir(f.outbox); err != nil {
+			return &ExitError{Code: ExitSortie, Err: err}
+		}
+	}
 	cl, err := g.open(ctx)
 	if err != nil {
 		return &ExitError{Code: ExitSortie, Err: err}
@@ -144,12 +151,33 @@ func runRun(ctx context.Context, g *globals, f *runFlags, args []string) error {
 	p := newPrinter(g.stdout, g.stderr, f.jsonOut, run.ID)
 	p.started(run)
 
+	// Ctrl-C once cancels; twice abandons (the VM is deleted at once).
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	abandon := make(chan struct{})
+	go func() {
+		<-sigs
+		p.note("cancelling run %s (Ctrl-C again to abandon it)", run.ID)
+		go func() {
+			if err := run.Cancel(context.WithoutCancel(ctx)); err != nil {
+				p.note("cancel: %v", err)
+			}
+		}()
+		<-sigs
+		close(abandon)
+	}()
 	sent := false
 	for {
 		select {
+		case <-abandon:
+			p.note("abandoning run %s; deleting its VM", run.ID)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if err := run.Abandon(dctx); err != nil {
+				return &ExitError{Code: ExitSortie, Err: fmt.Errorf("abandon: %w", err)}
+			}
+			return &ExitError{Code: ExitCancelled}
 		case ev, ok := <-run.Events():
 			if !ok {
 				return finalExit(run)
@@ -165,21 +193,6 @@ func runRun(ctx context.Context, g *globals, f *runFlags, args []string) error {
 					}
 				}
 			}
-		case <-sigs:
-			select {
-			case <-sigs:
-			default:
-			}
-			p.note("cancelling run %s (Ctrl-C again to abandon it)", run.ID)
-			if err := run.Cancel(context.WithoutCancel(ctx)); err != nil {
-				p.note("cancel: %v", err)
-			}
-			go func() {
-				<-sigs
-				p.note("abandoning run %s; deleting its VM", run.ID)
-				_ = cl.Close()
-				os.Exit(ExitCancelled)
-			}()
 		}
 	}
 }
@@ -209,10 +222,13 @@ func finalExit(run *sortie.Run) error {
 	if err != nil {
 		return &ExitError{Code: ExitSortie, Err: err}
 	}
+	if lost := run.Unsaved(); len(lost) > 0 {
+		return &ExitError{Code: ExitSortie, Err: fmt.Errorf("%d outbox files could not be saved: %w", len(lost), errors.Join(lost...))}
+	}
 	switch {
 	case res.Succeeded():
 		return nil
-	case res.TimedOut:
+	case res.TimedOut, res.DeadlineExceeded:
 		return &ExitError{Code: ExitTimedOut}
 	case res.Cancelled:
 		return &ExitError{Code: ExitCancelled}
@@ -226,6 +242,7 @@ func finalExit(run *sortie.Run) error {
 
 // printer shows events: for people on the terminal, or as JSON lines.
 type printer struct {
+	mu       sync.Mutex
 	out, err io.Writer
 	json     bool
 	runID    string
@@ -238,6 +255,8 @@ func newPrinter(out, errw io.Writer, asJSON bool, runID string) *printer {
 }
 
 func (p *printer) note(format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.json {
 		_ = p.enc.Encode(map[string]any{"type": "note", "run_id": p.runID, "time": time.Now().UTC(), "text": fmt.Sprintf(format, a...)})
 		return
@@ -258,6 +277,8 @@ type jsonEvent struct {
 }
 
 func (p *printer) event(ev sortie.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.json {
 		je := jsonEvent{Event: ev}
 		if ev.Log != nil && utf8.Valid(ev.Log.Data) {

@@ -99,6 +99,17 @@ type Config struct {
 	OwnerID string
 }
 
+func isELF(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	return err == nil && string(magic) == "\x7fELF"
+}
+
 func (c *Config) setDefaults() error {
 	var errs []error
 	if c.Store == nil {
@@ -115,6 +126,8 @@ func (c *Config) setDefaults() error {
 	}
 	if fi, err := os.Stat(c.SupervisorPath); err != nil || !fi.Mode().IsRegular() {
 		errs = append(errs, fmt.Errorf("vm-supervisor binary %q not found: build it with `make build` or set the supervisor path", c.SupervisorPath))
+	} else if !isELF(c.SupervisorPath) {
+		errs = append(errs, fmt.Errorf("vm-supervisor binary %q is not a Linux executable (ELF): build it with `make build`", c.SupervisorPath))
 	}
 	if c.SupervisorArch == "" {
 		c.SupervisorArch = hostArch()

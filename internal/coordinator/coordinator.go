@@ -73,6 +73,9 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 	started := time.Now()
 	id := NewRunID(started)
 	s.OutboxDir = strings.ReplaceAll(s.OutboxDir, "{run}", id)
+	if err := CheckWritableDir(s.OutboxDir); err != nil {
+		return nil, err
+	}
 	keys := protocol.NewRunKeys(c.cfg.Prefix, id)
 	deadline := started.Add(s.VMDeadline)
 	r := newRun(c, id, keys, &s, started, deadline)
@@ -207,6 +210,23 @@ func (c *Coordinator) ensureSupervisor(ctx context.Context) (key, sum string, er
 	}
 	c.supKey, c.supSHA = key, sum
 	return key, sum, nil
+}
+
+// CheckWritableDir makes dir (if set) and checks a file can be written in
+// it, so a run never starts whose outbox files would be lost.
+func CheckWritableDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("outbox folder: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".sortie-check-")
+	if err != nil {
+		return fmt.Errorf("outbox folder %q is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func defaultSupervisorPath() string {

@@ -59,8 +59,13 @@ func archiveDir(dir string, w io.Writer) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, f)
+			// The file is packed as it was when stat'ed: a file that grows
+			// meanwhile (a live log) is cut at that size.
+			n, err := io.Copy(tw, io.LimitReader(f, h.Size))
 			f.Close()
+			if err == nil && n < h.Size {
+				err = fmt.Errorf("%s shrank from %d to %d bytes while it was packed", rel, h.Size, n)
+			}
 			return err
 		}
 		return nil

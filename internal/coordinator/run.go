@@ -62,6 +62,18 @@ type Run struct {
 	done   chan struct{}
 	result *protocol.Result
 	err    error
+
+	unsavedMu sync.Mutex
+	unsaved   []error
+}
+
+// Unsaved lists the outbox files that could not be saved into OutboxDir,
+// each with why. A caller that needs every file must check it: the run's
+// result can still be a success.
+func (r *Run) Unsaved() []error {
+	r.unsavedMu.Lock()
+	defer r.unsavedMu.Unlock()
+	return append([]error(nil), r.unsaved...)
 }
 
 func newRun(c *Coordinator, id string, keys protocol.RunKeys, s *RunSpec, started, deadline time.Time) *Run {
@@ -109,6 +121,15 @@ func (r *Run) Send(ctx context.Context, text string) (int64, error) {
 func (r *Run) Cancel(ctx context.Context) error {
 	_, err := r.send(ctx, protocol.Message{Type: protocol.MessageCancel})
 	return err
+}
+
+// Abandon deletes the run's VM at once, without waiting for a result: the
+// last resort of a caller that cannot wait (a second Ctrl-C).
+func (r *Run) Abandon(ctx context.Context) error {
+	if err := r.c.cfg.Provider.Delete(ctx, r.vm); err != nil {
+		return fmt.Errorf("delete VM %s: %w", r.vm.Name, err)
+	}
+	return nil
 }
 
 func (r *Run) send(ctx context.Context, m protocol.Message) (int64, error) {
@@ -204,7 +225,7 @@ func (r *Run) finish(res *protocol.Result, err error) {
 	}
 	r.result, r.err = res, err
 	if res != nil {
-		r.emit(Event{Source: SourceVM, Event: protocol.Event{Type: EventResult, Time: res.EndedAt}, Result: res})
+		r.emit(Event{Source: SourceVM, Event: protocol.Event{V: protocol.Version, Type: EventResult, Time: res.EndedAt}, Result: res})
 	}
 	r.closeEvents()
 	close(r.done)

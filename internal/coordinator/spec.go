@@ -31,7 +31,8 @@ type RunSpec struct {
 	Input json.RawMessage `yaml:"-" json:"input,omitempty"`
 	// Timeout is the container timeout; required, > 0.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
-	// StopGrace is the time between the stop signal and the kill. Default 10 s.
+	// StopGrace is the time between the stop signal and the kill. Zero
+	// means the default, 10 s. It never runs past the VM deadline.
 	StopGrace time.Duration `yaml:"stop_grace" json:"stop_grace,omitempty"`
 	// VMDeadline is the VM's lifetime from Start; the VM is gone by then
 	// whatever happens. Default: Timeout + 10 min.
@@ -56,6 +57,8 @@ func (s *RunSpec) Validate() error {
 	}
 	if s.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout must be positive, got %s", s.Timeout))
+	} else if s.Timeout < time.Second {
+		errs = append(errs, fmt.Errorf("timeout must be at least 1s, got %s", s.Timeout))
 	}
 	if s.StopGrace < 0 {
 		errs = append(errs, fmt.Errorf("stop grace must not be negative, got %s", s.StopGrace))
@@ -82,8 +85,21 @@ func (s *RunSpec) Validate() error {
 	if len(s.Input) > 0 && !json.Valid(s.Input) {
 		errs = append(errs, errors.New("input is not valid JSON"))
 	}
-	if s.Limits.MemoryBytes < 0 || s.Limits.NanoCPUs < 0 || s.Limits.PidsLimit < 0 {
-		errs = append(errs, errors.New("limits must not be negative"))
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{"memory", s.Limits.MemoryBytes}, {"CPU", s.Limits.NanoCPUs}, {"pids", s.Limits.PidsLimit}} {
+		if l.v < 0 {
+			errs = append(errs, fmt.Errorf("%s limit must not be negative, got %d", l.name, l.v))
+		}
+	}
+	if s.WorkDir != "" && !strings.HasPrefix(s.WorkDir, "/") {
+		errs = append(errs, fmt.Errorf("workdir %q must be an absolute path in the container", s.WorkDir))
+	}
+	if s.OutboxDir != "" {
+		if fi, err := os.Stat(s.OutboxDir); err == nil && !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("outbox folder %q is a file, not a folder", s.OutboxDir))
+		}
 	}
 	if s.Limits.MemoryBytes > 0 && s.Limits.MemoryBytes < 6<<20 {
 		errs = append(errs, errors.New("memory limit must be at least 6 MiB (Docker's minimum)"))

@@ -157,6 +157,9 @@ func (r *Run) handle(ctx context.Context, ev protocol.Event) {
 	if ev.Type == protocol.EventOutbox && ev.Outbox != nil && r.spec.OutboxDir != "" {
 		p, err := r.saveOutbox(ctx, ev.Outbox)
 		if err != nil {
+			r.unsavedMu.Lock()
+			r.unsaved = append(r.unsaved, err)
+			r.unsavedMu.Unlock()
 			r.log.Warn("outbox file not saved", "name", ev.Outbox.Name, "err", err)
 			r.emit(out)
 			r.emit(Event{Source: SourceCoordinator, Event: protocol.Event{

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -109,6 +110,10 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	defer timeout.Stop()
 
 	var w waited
+	// The grace never runs past the VM deadline: the deadline wins.
+	graceBefore := func(grace time.Duration) time.Duration {
+		return max(0, min(grace, time.Until(r.boot.Deadline)))
+	}
 	stop := func(grace time.Duration) {
 		sctx, cancel := context.WithTimeout(final, grace+30*time.Second)
 		defer cancel()
@@ -122,13 +127,17 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	case <-timeout.C:
 		r.result.TimedOut = true
 		r.log.Info("container timeout; stopping", "timeout", spec.Timeout())
-		stop(spec.StopGrace())
+		stop(graceBefore(spec.StopGrace()))
 	case <-cancelled:
 		r.result.Cancelled = true
 		r.log.Info("cancelled; stopping")
-		stop(spec.StopGrace())
+		stop(graceBefore(spec.StopGrace()))
 	case <-ctx.Done():
-		r.log.Info("VM deadline; stopping")
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r.log.Info("VM deadline; stopping")
+		} else {
+			r.log.Info("supervisor stopping (signal); stopping the container")
+		}
 		stop(min(spec.StopGrace(), deadlineGrace))
 	}
 	if w.err != nil {

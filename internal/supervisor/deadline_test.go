@@ -150,3 +150,34 @@ func TestVMDeadlineStoreUnreachable(t *testing.T) {
 }
 
 var _ = net.Listen
+
+// TestStopGraceEndsAtDeadline: a stop grace longer than the time left
+// before the VM deadline is cut at the deadline: the deadline wins.
+func TestStopGraceEndsAtDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Docker and MinIO")
+	}
+	testenv.Docker(t)
+	image := testenv.TestAgentImage(t)
+	deadline := time.Now().Add(6 * time.Second)
+	bootPath, s3, keys := bootRunWith(t, deadline, nil, func(runID string) []byte {
+		b, _ := json.Marshal(protocol.Spec{V: protocol.Version, RunID: runID, Image: image,
+			Command: []string{"-ignore-term", "-sleep", "forever"}, TimeoutMS: 2000, StopGraceMS: 120000})
+		return b
+	})
+	off, _ := runSupervisor(t, bootPath)
+	if !off {
+		t.Error("no self-destruct")
+	}
+	// The container was killed at the deadline, not 120 s after the timeout.
+	if late := time.Since(deadline); late > 45*time.Second {
+		t.Errorf("the run ended %s after the VM deadline: the stop grace outlived it", late)
+	}
+	var res protocol.Result
+	if err := protocol.GetJSON(context.Background(), s3, keys.Result(), &res); err != nil {
+		t.Fatalf("no result: %v", err)
+	}
+	if !res.TimedOut || res.ExitCode != 137 {
+		t.Errorf("result = %+v, want timed out and killed (137)", res)
+	}
+}

@@ -89,8 +89,8 @@ type Options struct {
 	// its own owner label. Default: $SORTIE_OWNER, else the host name.
 	OwnerID string `yaml:"owner"`
 	// SupervisorPath is the vm-supervisor binary for the VMs' architecture.
-	// Default: vm-supervisor-linux-<arch> beside the running executable,
-	// else vm-supervisor there.
+	// Default: $SORTIE_SUPERVISOR, else vm-supervisor-linux-<arch> beside
+	// the running executable, else vm-supervisor there.
 	SupervisorPath string `yaml:"supervisor"`
 	// BootTimeout is how long a VM may take to say hello. Default 5 min.
 	BootTimeout time.Duration `yaml:"boot_timeout"`
@@ -163,6 +163,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	switch o.Provider {
 	case "local":
 		lp := &local.Provider{Dir: filepath.Join(o.StateDir, "vms"), Logger: o.Logger}
+		if err := lp.Recover(ctx); err != nil {
+			o.Logger.Warn("clean up dead local VMs", "err", err)
+		}
 		cl.closers = append(cl.closers, func() error { return lp.Shutdown(context.Background()) })
 		prov = lp
 	case "hetzner":
@@ -179,6 +182,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		prov, arch, installDocker = hp, hp.Arch(), hp.InstallDocker()
 	default:
 		return fail(fmt.Errorf("unknown provider %q: use \"local\" or \"hetzner\"", o.Provider))
+	}
+	if o.SupervisorPath == "" {
+		o.SupervisorPath = os.Getenv("SORTIE_SUPERVISOR")
 	}
 	if o.SupervisorPath == "" {
 		o.SupervisorPath = defaultSupervisor(arch)

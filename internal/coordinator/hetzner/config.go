@@ -20,7 +20,7 @@ type Config struct {
 	// Endpoint is the API's base URL (HCLOUD_ENDPOINT). Default: Hetzner's.
 	Endpoint string
 	// ServerTypes are tried in order when one has no capacity. All must be
-	// of Arch. Default: cx22, cpx21.
+	// of Arch. Default: cx23, cpx22.
 	ServerTypes []string
 	// Locations are tried in order after every server type failed in the
 	// previous one. Default: fsn1, nbg1, hel1.
@@ -59,7 +59,8 @@ type Config struct {
 	// DeleteTimeout bounds a delete that waits out "locked". Default 3 min.
 	DeleteTimeout time.Duration
 	// HTTPClient carries the API requests (its Transport is wrapped by the
-	// shared rate limiter). Default: 30 s timeout.
+	// shared rate limiter, which gives each attempt 30 s; a Timeout here
+	// would also cut waits for the rate limit). Default: no overall timeout.
 	HTTPClient *http.Client
 	// Logger receives the provider's logs (never the token). Default: discard.
 	Logger *slog.Logger
@@ -79,7 +80,7 @@ func (c *Config) setDefaults() error {
 		errs = append(errs, errors.New("a Hetzner Cloud API token is required: set HCLOUD_TOKEN"))
 	}
 	if len(c.ServerTypes) == 0 {
-		c.ServerTypes = []string{"cx22", "cpx21"}
+		c.ServerTypes = []string{"cx23", "cpx22"}
 	}
 	if len(c.Locations) == 0 {
 		c.Locations = []string{"fsn1", "nbg1", "hel1"}
@@ -130,7 +131,7 @@ func (c *Config) setDefaults() error {
 		c.DeleteTimeout = 3 * time.Minute
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		c.HTTPClient = &http.Client{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
+	"github.com/sortie/sortie/internal/cloudinit"
 	"github.com/sortie/sortie/internal/coordinator"
 	"github.com/sortie/sortie/pkg/protocol"
 )
@@ -81,6 +82,9 @@ func (p *Provider) Prepare(ctx context.Context) error {
 // was lost is retried; the API then says uniqueness_error, and the server
 // is looked up by its name, so there is never a second one.
 func (p *Provider) Create(ctx context.Context, req coordinator.CreateRequest) (*coordinator.VM, error) {
+	if len(req.UserData) > cloudinit.MaxUserData {
+		return nil, fmt.Errorf("create server %q: user-data is %d bytes, over Hetzner's limit of %d", req.Name, len(req.UserData), cloudinit.MaxUserData)
+	}
 	if err := p.Prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -275,4 +279,3 @@ func (p *Provider) HourlyPrices(ctx context.Context) (map[string]float64, string
 	}
 	return out, pr.Currency, nil
 }
-

@@ -120,6 +120,10 @@ func (p *Provider) PID(name string) int {
 	return 0
 }
 
+// Recover removes what dead local VMs left in the provider's directory
+// (see the package function Recover).
+func (p *Provider) Recover(ctx context.Context) error { return Recover(ctx, p.Dir, p.Env) }
+
 // Shutdown deletes every VM this provider started.
 func (p *Provider) Shutdown(ctx context.Context) error {
 	p.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -49,11 +50,16 @@ type Machine struct {
 // writes the boot file, downloads the supervisor over its presigned URL,
 // checks its SHA-256 and starts it, in dir (created). The supervisor's
 // self-destruct ends the process.
-func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (*Machine, error) {
+func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (m *Machine, err error) {
 	params, err := cloudinit.Parse(userData)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(dir) // a VM that failed to boot leaves nothing
+		}
+	}()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -78,7 +84,7 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (*Mac
 	}
 	cmd := exec.Command(bin, "run", "--boot", bootPath, "--work-dir", filepath.Join(dir, "work"),
 		"--self-destruct", protocol.SelfDestructExit)
-	env := append(os.Environ(), o.Env...)
+	env := vmEnv(o.Env)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The VM dies with the coordinator's process (the embedded store does
@@ -91,7 +97,11 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (*Mac
 		logf.Close()
 		return nil, fmt.Errorf("start vm-supervisor: %w", err)
 	}
-	m := &Machine{RunID: params.Boot.RunID, Dir: dir, cmd: cmd, env: env, exited: make(chan struct{})}
+	m = &Machine{RunID: params.Boot.RunID, Dir: dir, cmd: cmd, env: env, exited: make(chan struct{})}
+	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		m.kill()
+		return nil, err
+	}
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
@@ -107,6 +117,19 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (*Mac
 		m.kill()
 	})
 	return m, nil
+}
+
+// vmEnv is the environment of a local VM's supervisor: what a VM would
+// have (a path, a home, how to reach Docker), never the coordinator's own
+// variables, so a supervisor cannot come to rely on the host's credentials.
+func vmEnv(extra []string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_API_VERSION"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, extra...)
 }
 
 // download fetches the supervisor like the install script's curl and
@@ -167,6 +190,59 @@ func (m *Machine) kill() {
 	if m.Running() {
 		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 	}
+}
+
+// Recover removes what dead local VMs left under dir: VMs whose process is
+// gone (their coordinator was killed, say) get their containers swept and
+// their directory removed. A VM whose process still runs belongs to a
+// coordinator that is alive, perhaps another one sharing the state
+// directory, and is left alone.
+func Recover(ctx context.Context, dir string, extraEnv []string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		d := filepath.Join(dir, e.Name())
+		if pidAlive(d) {
+			continue
+		}
+		var boot protocol.Boot
+		if b, err := os.ReadFile(filepath.Join(d, "boot.json")); err == nil && json.Unmarshal(b, &boot) == nil && boot.RunID != "" {
+			cmd := exec.CommandContext(ctx, filepath.Join(d, "vm-supervisor"), "sweep", "--run", boot.RunID)
+			cmd.Env = vmEnv(extraEnv)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("sweep containers of dead local VM %s: %v: %s", e.Name(), err, out))
+				continue
+			}
+		}
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pidAlive reports whether the VM in dir has a live supervisor process:
+// its pid file names a process whose executable is the VM's copy.
+func pidAlive(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && exe == filepath.Join(dir, "vm-supervisor")
 }
 
 // Destroy removes the machine as deleting a VM would: it kills the process,
