@@ -288,7 +288,8 @@ func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error
 // anonymous volumes. A container that does not exist counts as removed.
 func (d *Docker) Remove(ctx context.Context, id string) error {
 	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
+	// With force, a conflict means another removal is already under way.
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	return nil
