@@ -121,29 +121,42 @@ func (h *hzHarness) assertNoServers(t *testing.T) {
 	}
 }
 
-// TestHetznerRunEndToEnd: a whole run through hcloud-go, the fake API, the
-// cloud-init user-data, the supervisor and Docker, for exactly two API
-// requests: the create and the delete.
+// TestHetznerRunEndToEnd: whole runs, three at once, through hcloud-go,
+// the fake API, the cloud-init user-data, the supervisor and Docker, each
+// for exactly two API requests: the create and the delete.
 func TestHetznerRunEndToEnd(t *testing.T) {
 	h := newHetznerHarness(t, true, hetzner.Config{})
 	h.fake.ResetCounters()
-	run, err := h.c.Start(context.Background(), coordinator.RunSpec{
-		Image: h.image, Command: []string{"-log-bytes", "1000", "-exit", "0"}, Timeout: time.Minute,
-	})
-	if err != nil {
-		t.Fatal(err)
+	const n = 3
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run, err := h.c.Start(context.Background(), coordinator.RunSpec{
+				Image: h.image, Command: []string{"-log-bytes", "1000", "-exit", itoa(int64(i))}, Timeout: time.Minute,
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, res := collect(t, run, nil)
+			if res.ExitCode != i || res.Error != "" {
+				t.Errorf("run %d: result = %+v, want exit %d", i, res, i)
+			}
+			<-run.Done()
+			if got := h.prov.RequestsFor(run.ID); got != 2 {
+				t.Errorf("run %d: Hetzner API requests = %d, want 2 (create and delete)", i, got)
+			}
+		}()
 	}
-	_, res := collect(t, run, nil)
-	if !res.Succeeded() {
-		t.Errorf("result = %+v, want success", res)
-	}
-	<-run.Done()
+	wg.Wait()
 	h.assertNoServers(t)
-	if got := h.fake.Requests(); got != 2 {
-		t.Errorf("Hetzner API requests for one run = %d, want 2 (create and delete)", got)
+	if got := h.fake.Requests(); got != 2*n {
+		t.Errorf("Hetzner API requests for %d runs = %d, want %d", n, got, 2*n)
 	}
-	if got := h.fake.RequestsBy("POST", "/servers"); got != 1 {
-		t.Errorf("creates = %d, want 1", got)
+	if got := h.fake.RequestsBy("POST", "/servers"); got != n {
+		t.Errorf("creates = %d, want %d", got, n)
 	}
 }
 

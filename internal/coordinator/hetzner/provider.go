@@ -60,6 +60,10 @@ func (p *Provider) InstallDocker() bool { return *p.cfg.InstallDocker }
 // Requests returns how many API requests the provider has sent.
 func (p *Provider) Requests() int64 { return p.lim.Requests() }
 
+// RequestsFor returns how many API requests the provider sent for one run
+// (its create and delete, with every retry).
+func (p *Provider) RequestsFor(runID string) int64 { return p.lim.RequestsFor(runID) }
+
 // Prepare finds the project SSH key by label, creating it once. Every
 // server gets it: without one, Hetzner mails a root password.
 func (p *Provider) Prepare(ctx context.Context) error {
@@ -88,6 +92,7 @@ func (p *Provider) Create(ctx context.Context, req coordinator.CreateRequest) (*
 	if err := p.Prepare(ctx); err != nil {
 		return nil, err
 	}
+	ctx = withRun(ctx, req.RunID)
 	labels := map[string]string{}
 	for k, v := range p.cfg.Labels {
 		labels[k] = v
@@ -223,7 +228,7 @@ func (p *Provider) Delete(ctx context.Context, vm *coordinator.VM) error {
 	if err != nil {
 		return fmt.Errorf("delete server: bad ID %q", vm.ID)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DeleteTimeout)
+	ctx, cancel := context.WithTimeout(withRun(context.WithoutCancel(ctx), vm.RunID), p.cfg.DeleteTimeout)
 	defer cancel()
 	delay := p.cfg.RetryDelay
 	for {

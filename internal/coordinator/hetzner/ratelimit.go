@@ -30,6 +30,14 @@ type limiter struct {
 	known     bool          // remaining comes from an answer
 	next      time.Time     // earliest send time while the budget is spent
 	requests  int64         // requests sent (including retries of a 429)
+	byRun     map[string]int64
+}
+
+type runKey struct{}
+
+// withRun tags ctx so that the requests made under it count for runID.
+func withRun(ctx context.Context, runID string) context.Context {
+	return context.WithValue(ctx, runKey{}, runID)
 }
 
 func newLimiter(base http.RoundTripper) *limiter {
@@ -44,10 +52,16 @@ func newLimiter(base http.RoundTripper) *limiter {
 func (l *limiter) interval() time.Duration { return l.refill }
 
 // reserve takes one request of budget and says how long to wait for it.
-func (l *limiter) reserve(now time.Time) time.Duration {
+func (l *limiter) reserve(ctx context.Context, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.requests++
+	if run, ok := ctx.Value(runKey{}).(string); ok {
+		if l.byRun == nil {
+			l.byRun = map[string]int64{}
+		}
+		l.byRun[run]++
+	}
 	if !l.known || l.remaining > 0 {
 		l.remaining--
 		return 0
@@ -85,6 +99,13 @@ func (l *limiter) exhausted() {
 	l.remaining, l.known = 0, true
 }
 
+// RequestsFor returns how many HTTP requests were sent for runID.
+func (l *limiter) RequestsFor(runID string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byRun[runID]
+}
+
 // Requests returns how many HTTP requests were sent.
 func (l *limiter) Requests() int64 {
 	l.mu.Lock()
@@ -96,7 +117,7 @@ func (l *limiter) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	deadline := time.Now().Add(l.maxWait)
 	for {
-		if err := sleep(ctx, l.reserve(time.Now())); err != nil {
+		if err := sleep(ctx, l.reserve(ctx, time.Now())); err != nil {
 			return nil, err
 		}
 		r := req

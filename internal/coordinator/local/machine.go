@@ -90,9 +90,7 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (m *M
 	// The VM dies with the coordinator's process (the embedded store does
 	// too); SIGTERM lets the supervisor stop its container first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	runtime.LockOSThread() // Pdeathsig follows the thread that forked
-	err = cmd.Start()
-	runtime.UnlockOSThread()
+	err = startRetrying(cmd)
 	if err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start vm-supervisor: %w", err)
@@ -117,6 +115,25 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (m *M
 		m.kill()
 	})
 	return m, nil
+}
+
+// startRetrying starts cmd. A binary just written can be "text file busy"
+// for a moment when another goroutine forks while the file is still open
+// for writing (the child inherits the descriptor until it execs): retry.
+func startRetrying(cmd *exec.Cmd) error {
+	for i := 0; ; i++ {
+		runtime.LockOSThread() // Pdeathsig follows the thread that forked
+		err := cmd.Start()
+		runtime.UnlockOSThread()
+		if !errors.Is(err, syscall.ETXTBSY) || i == 20 {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+		// A failed Start leaves cmd unusable: start a copy.
+		c := exec.Command(cmd.Path, cmd.Args[1:]...)
+		c.Env, c.Stdout, c.Stderr, c.SysProcAttr = cmd.Env, cmd.Stdout, cmd.Stderr, cmd.SysProcAttr
+		*cmd = *c
+	}
 }
 
 // vmEnv is the environment of a local VM's supervisor: what a VM would
