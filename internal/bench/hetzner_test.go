@@ -77,10 +77,7 @@ func hetznerTable(t testing.TB, out io.Writer, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := filepath.Join(dir, "vm-supervisor")
-	if err := os.WriteFile(sup, testenv.BuildStaticBinary(t, "github.com/sortie/sortie/cmd/vm-supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sup := testenv.SupervisorBinary(t)
 	c, err := coordinator.New(coordinator.Config{
 		Store: s3, Provider: prov, SupervisorPath: sup, OwnerID: "bench",
 		VMAccess: protocol.StoreAccess{Mode: protocol.AccessCredentials, Endpoint: sc.Endpoint, Region: sc.Region,

@@ -54,10 +54,7 @@ func TestRunEndToEnd(t *testing.T) {
 	testenv.Docker(t)
 	image := testenv.TestAgentImage(t)
 	dir := t.TempDir()
-	sup := filepath.Join(dir, "vm-supervisor")
-	if err := os.WriteFile(sup, testenv.BuildStaticBinary(t, "github.com/sortie/sortie/cmd/vm-supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sup := testenv.SupervisorBinary(t)
 	out := filepath.Join(dir, "out")
 	var stdout, stderr bytes.Buffer
 	code := Main(context.Background(), []string{

@@ -22,10 +22,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	testenv.Docker(t)
 	image := testenv.TestAgentImage(t)
 	dir := t.TempDir()
-	sup := filepath.Join(dir, "vm-supervisor")
-	if err := os.WriteFile(sup, testenv.BuildStaticBinary(t, "github.com/sortie/sortie/cmd/vm-supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sup := testenv.SupervisorBinary(t)
 	ctx := context.Background()
 	cl, err := sortie.Open(ctx, sortie.Options{StateDir: filepath.Join(dir, "state"), SupervisorPath: sup, PollMin: 50 * time.Millisecond})
 	if err != nil {

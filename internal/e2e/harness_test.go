@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/moby/moby/client"
 
 	"github.com/sortie/sortie/internal/coordinator"
 	"github.com/sortie/sortie/internal/coordinator/local"
@@ -37,12 +34,8 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	sup := filepath.Join(dir, "vm-supervisor")
-	if err := os.WriteFile(sup, testenv.BuildStaticBinary(t, "github.com/sortie/sortie/cmd/vm-supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	prov := &local.Provider{Dir: filepath.Join(dir, "vms")}
+	sup := testenv.SupervisorBinary(t)
+	prov := &local.Provider{Dir: filepath.Join(t.TempDir(), "vms")}
 	t.Cleanup(func() {
 		if err := prov.Shutdown(context.Background()); err != nil {
 			t.Errorf("shutdown local provider: %v", err)
@@ -95,18 +88,5 @@ func (h *harness) assertNothingLeft(t *testing.T, runID string) {
 	if got := h.prov.Running(); len(got) != 0 {
 		t.Errorf("local VMs still running: %v", got)
 	}
-	dc, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	list, err := dc.ContainerList(context.Background(), client.ContainerListOptions{
-		All: true, Filters: make(client.Filters).Add("label", "dev.sortie.run="+runID),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Items) != 0 {
-		t.Errorf("%d containers of run %s left behind", len(list.Items), runID)
-	}
+	testenv.AssertNoContainers(t, runID)
 }

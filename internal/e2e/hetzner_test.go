@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -78,10 +77,7 @@ func newHetznerHarness(t *testing.T, boot bool, hc hetzner.Config, opts ...hclou
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := filepath.Join(dir, "vm-supervisor")
-	if err := os.WriteFile(sup, testenv.BuildStaticBinary(t, "github.com/sortie/sortie/cmd/vm-supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sup := testenv.SupervisorBinary(t)
 	h.cfg = coordinator.Config{
 		Store: s3, Provider: h.prov, SupervisorPath: sup, OwnerID: "test-owner",
 		VMAccess: protocol.StoreAccess{

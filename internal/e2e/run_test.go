@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash/fnv"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,30 +11,9 @@ import (
 	"time"
 
 	"github.com/sortie/sortie/internal/coordinator"
+	"github.com/sortie/sortie/internal/testenv/agentdata"
 	"github.com/sortie/sortie/pkg/protocol"
 )
-
-// wantLines is what the test agent's -log-bytes n writes: numbered
-// 100-byte lines, the last one cut short.
-func wantLines(n int) []byte {
-	var b bytes.Buffer
-	for i := 0; b.Len() < n; i++ {
-		fmt.Fprintf(&b, "%08d %s\n", i, strings.Repeat("x", 90))
-	}
-	return b.Bytes()[:n]
-}
-
-// pseudoRandom is the test agent's -outbox-size content.
-func pseudoRandom(name string, n int) []byte {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	r := rand.New(rand.NewPCG(h.Sum64(), 0))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // TestRunEndToEnd: an agent that logs 1 MiB to stdout, writes two outbox
 // files, receives a follow-up message and exits 3.
@@ -81,7 +58,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if res.ExitCode != 3 || res.Error != "" || res.TimedOut || res.Cancelled {
 		t.Errorf("result = exit %d, error %q, timed out %v, cancelled %v; want exit 3 and nothing else", res.ExitCode, res.Error, res.TimedOut, res.Cancelled)
 	}
-	if !bytes.Equal(stdout.Bytes(), wantLines(logBytes)) {
+	if !bytes.Equal(stdout.Bytes(), agentdata.Lines(logBytes)) {
 		t.Errorf("stdout: got %d bytes, want the %d-byte numbered log complete and in order", stdout.Len(), logBytes)
 	}
 	if got := stderr.String(); !strings.Contains(got, "to stderr") {
@@ -89,7 +66,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	want := map[string][]byte{
 		"hello.txt":   []byte("hello from the agent"),
-		"data.bin":    pseudoRandom("data.bin", 300000),
+		"data.bin":    agentdata.PseudoRandom("data.bin", 300000),
 		"reply-1.txt": []byte("got: what is the answer?"),
 	}
 	for name, content := range want {

@@ -3,7 +3,6 @@ package supervisor_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/moby/moby/client"
 
 	"github.com/sortie/sortie/internal/supervisor"
 	"github.com/sortie/sortie/internal/testenv"
@@ -48,24 +45,6 @@ func runSupervisor(t *testing.T, bootPath string) (poweredOff bool, took time.Du
 	return off.Load(), time.Since(t0)
 }
 
-func assertNoContainer(t *testing.T, runID string) {
-	t.Helper()
-	dc, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	list, err := dc.ContainerList(context.Background(), client.ContainerListOptions{
-		All: true, Filters: make(client.Filters).Add("label", "dev.sortie.run="+runID),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Items) != 0 {
-		t.Errorf("%d containers of run %s left", len(list.Items), runID)
-	}
-}
-
 // TestVMDeadline: at the VM deadline the supervisor stops the container,
 // writes a result that says so, and self-destructs, on its own clock.
 func TestVMDeadline(t *testing.T) {
@@ -86,7 +65,7 @@ func TestVMDeadline(t *testing.T) {
 	if !res.DeadlineExceeded || res.Error == "" {
 		t.Errorf("result = %+v, want deadline exceeded with an error", res)
 	}
-	assertNoContainer(t, res.RunID)
+	testenv.AssertNoContainers(t, res.RunID)
 }
 
 // TestVMDeadlineStoreUnreachable: the deadline holds even when the store
@@ -146,10 +125,8 @@ func TestVMDeadlineStoreUnreachable(t *testing.T) {
 	}
 	var hello protocol.Hello
 	_ = protocol.GetJSON(context.Background(), s3, keys.Hello(), &hello)
-	assertNoContainer(t, hello.RunID)
+	testenv.AssertNoContainers(t, hello.RunID)
 }
-
-var _ = net.Listen
 
 // TestStopGraceEndsAtDeadline: a stop grace longer than the time left
 // before the VM deadline is cut at the deadline: the deadline wins.

@@ -211,3 +211,37 @@ func TestAgentImage(t testing.TB) string {
 		"FROM scratch\nCOPY testagent /testagent\nENTRYPOINT [\"/testagent\"]\n")
 	return tag
 }
+
+// SupervisorPackage is the vm-supervisor's package path.
+const SupervisorPackage = "github.com/sortie/sortie/cmd/vm-supervisor"
+
+// SupervisorBinary builds the vm-supervisor statically (once per process)
+// and writes it to a file of the test's own, returning its path.
+func SupervisorBinary(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vm-supervisor")
+	if err := os.WriteFile(p, BuildStaticBinary(t, SupervisorPackage), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// AssertNoContainers fails the test if any container of run runID (label
+// dev.sortie.run) exists on the local engine.
+func AssertNoContainers(t testing.TB, runID string) {
+	t.Helper()
+	dc, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	list, err := dc.ContainerList(context.Background(), client.ContainerListOptions{
+		All: true, Filters: make(client.Filters).Add("label", "dev.sortie.run="+runID),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 0 {
+		t.Errorf("%d containers of run %s left behind", len(list.Items), runID)
+	}
+}

@@ -25,14 +25,11 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,11 +39,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sortie/sortie/internal/testenv/agentdata"
 	"github.com/sortie/sortie/pkg/protocol"
 )
-
-// lineLen is the length of a full numbered stdout line, newline included.
-const lineLen = 100
 
 // exitTimeout is the exit code when -wait-message times out.
 const exitTimeout = 4
@@ -113,7 +108,7 @@ func main() {
 		name, size, _ := strings.Cut(p, "=")
 		n, err := strconv.ParseInt(size, 10, 64)
 		check(err)
-		check(writeOutbox(outboxDir, name, pseudoRandom(name, n)))
+		check(writeOutbox(outboxDir, name, agentdata.PseudoRandom(name, n)))
 	}
 	if *timed != "" {
 		ns, iv, _ := strings.Cut(*timed, ":")
@@ -161,32 +156,10 @@ func main() {
 	os.Exit(*exitCode)
 }
 
-// writeLines writes n bytes of numbered 100-byte lines to w.
+// writeLines writes n bytes of numbered lines to w.
 func writeLines(w io.Writer, n int64) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var line [lineLen]byte
-	for i := 0; n > 0; i++ {
-		copy(line[:], fmt.Sprintf("%08d ", i))
-		copy(line[9:], strings.Repeat("x", lineLen-10)+"\n")
-		k := min(n, lineLen)
-		if _, err := bw.Write(line[:k]); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return bw.Flush()
-}
-
-// pseudoRandom returns n bytes that depend only on name and n.
-func pseudoRandom(name string, n int64) []byte {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	r := rand.New(rand.NewPCG(h.Sum64(), 0))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
+	_, err := w.Write(agentdata.Lines(n))
+	return err
 }
 
 // writeOutbox writes dir/name whole: a dot-temp file renamed into place.
