@@ -46,7 +46,7 @@ func TestLsAndReap(t *testing.T) {
 	}
 	mk("01live", "cli-owner", time.Now().Add(time.Hour))
 	mk("01done", "cli-owner", time.Now().Add(time.Hour))
-	mk("01gone", "cli-owner", time.Now().Add(-time.Minute))
+	mk("01gone", "cli-owner", time.Now().Add(-time.Hour))
 	mk("01theirs", "other-owner", time.Now().Add(-time.Hour))
 	if err := protocol.PutJSON(ctx, s3, protocol.NewRunKeys("", "01live").Hello(), &protocol.Hello{V: 1, RunID: "01live"}); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 
 // Reasons a VM is reaped.
 const (
-	ReapExpired = "expired"  // its expires label is past
+	ReapExpired = "expired"  // its expires label is past, plus the deadline grace
 	ReapDone    = "finished" // its run has a result
 	ReapNoHello = "no-hello" // no hello within the boot timeout
 )
@@ -22,7 +22,8 @@ const (
 type VMState struct {
 	VM      *VM
 	Expires time.Time
-	// Run is "booting", "running" or "finished", from the store.
+	// Run is "booting", "running", "finished" or "unknown" (the store did
+	// not answer), from the store.
 	Run string
 	// Reap is why the reaper would delete it now ("" to keep it).
 	Reap string
@@ -55,14 +56,22 @@ func (c *Coordinator) state(ctx context.Context, vm *VM, now time.Time) VMState 
 	}
 	keys := protocol.NewRunKeys(c.cfg.Prefix, vm.RunID)
 	if vm.RunID != "" {
-		if ok, err := c.cfg.Store.Exists(ctx, keys.Result()); err == nil && ok {
+		// A store that cannot answer says nothing about the run: such a VM
+		// is reaped only once it has expired, never as "no hello".
+		if ok, err := c.cfg.Store.Exists(ctx, keys.Result()); err != nil {
+			st.Run = "unknown"
+		} else if ok {
 			st.Run = "finished"
-		} else if ok, err := c.cfg.Store.Exists(ctx, keys.Hello()); err == nil && ok {
+		} else if ok, err := c.cfg.Store.Exists(ctx, keys.Hello()); err != nil {
+			st.Run = "unknown"
+		} else if ok {
 			st.Run = "running"
 		}
 	}
 	switch {
-	case !st.Expires.IsZero() && now.After(st.Expires):
+	// Past the deadline the supervisor still stops the container and
+	// writes the result: the reaper waits the coordinator's grace too.
+	case !st.Expires.IsZero() && now.After(st.Expires.Add(c.cfg.DeadlineGrace)):
 		st.Reap = ReapExpired
 	case st.Run == "finished":
 		st.Reap = ReapDone

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -431,4 +432,35 @@ func TestHetznerReapAfterRestart(t *testing.T) {
 	if strings.Join(left, ",") != "01busy,01foreign" {
 		t.Errorf("servers left = %v, want 01busy and the foreign one", left)
 	}
+}
+
+// TestHetznerCreateCancelledByCaller: a caller that gives up after the API
+// took the create (its answer lost) leaves no server behind.
+func TestHetznerCreateCancelledByCaller(t *testing.T) {
+	h := newHetznerHarness(t, false, hetzner.Config{})
+	h.fake.DropConnection("POST /servers", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The caller's context ends as soon as the create's answer is lost.
+	prov, err := hetzner.New(hetzner.Config{Token: fakeToken, Endpoint: h.fake.URL(), RetryDelay: time.Second,
+		HTTPClient: &http.Client{Transport: cancelAfterCreate{base: http.DefaultTransport, cancel: cancel}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.Create(ctx, createReq("01gaveup")); err == nil {
+		t.Fatal("Create succeeded with a cancelled context")
+	}
+	h.assertNoServers(t)
+}
+
+type cancelAfterCreate struct {
+	base   http.RoundTripper
+	cancel context.CancelFunc
+}
+
+func (c cancelAfterCreate) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(r)
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/servers") {
+		c.cancel()
+	}
+	return resp, err
 }

@@ -155,10 +155,19 @@ func (r *run) fetchBundle(ctx context.Context) (*protocol.Bootstrap, error) {
 	for {
 		sealed, err := httpGet(ctx, r.cfg.HTTPClient, r.boot.BootstrapURL)
 		if err == nil {
-			return protocol.Open(r.boot.BootstrapKey, r.boot.RunID, sealed)
+			b, err := protocol.Open(r.boot.BootstrapKey, r.boot.RunID, sealed)
+			if err == nil {
+				r.keepBundle(sealed)
+			}
+			return b, err
 		}
 		var fe *errFetch
 		if errors.As(err, &fe) && fe.status == http.StatusNotFound {
+			// Deleted after our own claim: a restarted supervisor opens the
+			// copy it kept, so it can still write a result.
+			if sealed, rerr := os.ReadFile(r.bundleCopy()); rerr == nil {
+				return protocol.Open(r.boot.BootstrapKey, r.boot.RunID, sealed)
+			}
 			// Deleted after an earlier claim (this supervisor restarted), or
 			// never written: waiting will not bring it back.
 			return nil, fmt.Errorf("fetch bootstrap bundle: %w: it was already claimed or never written", ErrBundleGone)
@@ -170,6 +179,22 @@ func (r *run) fetchBundle(ctx context.Context) (*protocol.Bootstrap, error) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// bundleCopy is where the supervisor keeps the sealed bundle it fetched,
+// readable by root only, wiped with the run directory at self-destruct.
+func (r *run) bundleCopy() string {
+	return filepath.Join(r.cfg.WorkDir, "runs", r.boot.RunID, "bundle.sealed")
+}
+
+func (r *run) keepBundle(sealed []byte) {
+	p := r.bundleCopy()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+		err = os.WriteFile(p, sealed, 0o600)
+		if err != nil {
+			r.log.Warn("keep a copy of the bundle", "err", err)
+		}
 	}
 }
 

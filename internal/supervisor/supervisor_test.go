@@ -167,3 +167,53 @@ func TestRestartAfterClaim(t *testing.T) {
 type quietRuntime struct{ noRuntime }
 
 func (quietRuntime) Remove(context.Context, string) error { return nil }
+
+// TestRestartAfterBundleDeleted: a supervisor restarted after the host
+// deleted the bundle opens the copy it kept and still writes a result, so
+// the host can delete the VM instead of waiting for the deadline.
+func TestRestartAfterBundleDeleted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	bootPath, s3, keys := bootRun(t, func(runID string) []byte {
+		return []byte(`{"v":1,"run_id":"` + runID + `","image":"x","timeout_ms":1000}`)
+	})
+	ctx := context.Background()
+	runID := strings.TrimSuffix(strings.TrimPrefix(keys.Root(), "runs/"), "/")
+	sealed, err := s3.Get(ctx, keys.Bootstrap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the first life left: its claim, its bundle copy; the host then
+	// deleted the bundle.
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "runs", runID), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "runs", runID, "bundle.sealed"), sealed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := protocol.PutJSON(ctx, s3, keys.Hello(), &protocol.Hello{V: protocol.Version, RunID: runID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.Delete(ctx, keys.Bootstrap()); err != nil {
+		t.Fatal(err)
+	}
+	err = supervisor.Run(ctx, supervisor.Config{
+		BootPath: bootPath, WorkDir: work, Runtime: quietRuntime{},
+		PowerOff: func() error { return nil },
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var res protocol.Result
+	if err := protocol.GetJSON(ctx, s3, keys.Result(), &res); err != nil {
+		t.Fatalf("no result: %v", err)
+	}
+	if !strings.Contains(res.Error, "restarted") {
+		t.Errorf("result error = %q, want it to say the supervisor restarted", res.Error)
+	}
+	if _, err := os.Stat(filepath.Join(work, "runs", runID)); !os.IsNotExist(err) {
+		t.Errorf("the run directory (with the bundle copy) was not wiped: %v", err)
+	}
+}

@@ -86,6 +86,16 @@ func (p *Provider) Prepare(ctx context.Context) error {
 // was lost is retried; the API then says uniqueness_error, and the server
 // is looked up by its name, so there is never a second one.
 func (p *Provider) Create(ctx context.Context, req coordinator.CreateRequest) (*coordinator.VM, error) {
+	vm, err := p.create(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up, perhaps after the API took a create: a
+		// server it made must not stay behind unknown to anyone.
+		p.removeOrphan(ctx, req.Name, req.RunID)
+	}
+	return vm, err
+}
+
+func (p *Provider) create(ctx context.Context, req coordinator.CreateRequest) (*coordinator.VM, error) {
 	if len(req.UserData) > cloudinit.MaxUserData {
 		return nil, fmt.Errorf("create server %q: user-data is %d bytes, over Hetzner's limit of %d", req.Name, len(req.UserData), cloudinit.MaxUserData)
 	}
@@ -183,6 +193,20 @@ func (p *Provider) createOnce(ctx context.Context, opts hcloud.ServerCreateOpts,
 		return nil, retrySame, err
 	}
 	return nil, retryNone, fmt.Errorf("create server %q: %w", opts.Name, err)
+}
+
+// removeOrphan deletes the server named name if it exists and is run's,
+// on a context the caller's cancellation does not reach.
+func (p *Provider) removeOrphan(ctx context.Context, name, runID string) {
+	ctx, cancel := context.WithTimeout(withRun(context.WithoutCancel(ctx), runID), p.cfg.DeleteTimeout)
+	defer cancel()
+	s, _, err := p.client.Server.GetByName(ctx, name)
+	if err != nil || s == nil || s.Labels["run"] != runID {
+		return
+	}
+	if err := p.Delete(ctx, p.vm(s, runID)); err != nil {
+		p.cfg.Logger.Warn("delete a server whose create was cancelled; the reaper will", "server", name, "err", err)
+	}
 }
 
 // isTransient: no API answer (network), or a 5xx that is not a refusal.
