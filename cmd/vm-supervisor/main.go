@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sortie/sortie/internal/supervisor"
 )
@@ -21,7 +22,7 @@ var version = "dev"
 const usage = `vm-supervisor runs one Sortie run on a VM.
 
 Usage:
-  vm-supervisor run --boot FILE [--work-dir DIR] [--self-destruct poweroff|exit]
+  vm-supervisor run --boot FILE [--work-dir DIR] [--self-destruct poweroff|exit] [--metadata IP|off]
   vm-supervisor service install|uninstall|start|stop|status [--boot FILE] [--system linux-systemd]
   vm-supervisor sweep --run RUN-ID
   vm-supervisor version
@@ -43,8 +44,21 @@ func main() {
 		fs.StringVar(&cfg.BootPath, "boot", supervisor.DefaultBootPath, "boot file written by cloud-init")
 		fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/sortie", "directory for the run's workspace, inbox and outbox")
 		fs.StringVar(&cfg.SelfDestruct, "self-destruct", "", "override the boot file's self-destruct mode (poweroff or exit)")
+		fs.StringVar(&cfg.Metadata, "metadata", supervisor.DefaultMetadataAddr,
+			`metadata service address that containers are cut off from, or "off" to leave the firewall alone`)
 		_ = fs.Parse(os.Args[2:])
 		err = supervisor.RunService(ctx, cfg)
+	case "probe-connect":
+		// Hidden: the metadata guard's probe, run inside a container.
+		fs := flag.NewFlagSet("probe-connect", flag.ExitOnError)
+		addr := fs.String("addr", "", "IP:port to try to connect to")
+		timeout := fs.Duration("timeout", 2*time.Second, "how long to try")
+		_ = fs.Parse(os.Args[2:])
+		perr := supervisor.ProbeConnect(ctx, *addr, *timeout)
+		if perr != nil {
+			fmt.Fprintln(os.Stderr, "vm-supervisor probe-connect:", perr)
+		}
+		os.Exit(supervisor.ProbeExitCode(perr))
 	case "service":
 		err = serviceCommand(os.Args[2:])
 	case "sweep":

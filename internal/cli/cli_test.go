@@ -30,6 +30,7 @@ func TestRunFlagsRefuseBadInput(t *testing.T) {
 		{[]string{"run", "--image", "x", "--workdir", "rel"}, "must be an absolute path"},
 		{[]string{"run", "--image", "x", "--pids", "-1"}, "pids limit must not be negative"},
 		{[]string{"run", "--image", "x", "--outbox", "/proc/nope"}, "outbox folder"},
+		{[]string{"run", "--image", "x", "--secret", "SORTIE_TEST_SURELY_UNSET"}, "not set in this environment"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -41,6 +41,7 @@ type runFlags struct {
 	outbox     string
 	jsonOut    bool
 	messages   []string
+	secrets    []string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -77,6 +78,7 @@ grace period); twice abandons it (the VM is deleted).`,
 	fl.StringVar(&f.outbox, "outbox", "", "folder for outbox files (default ./sortie-outbox/RUN-ID)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print events as JSON lines on stdout")
 	fl.StringArrayVar(&f.messages, "message", nil, "follow-up message sent once the agent runs (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "pass the coordinator's environment variable NAME to the container as a secret: sealed in the bootstrap bundle, never in the store in clear, never printed (repeatable)")
 	return cmd
 }
 
@@ -99,6 +101,17 @@ func (f *runFlags) spec(args []string) (sortie.RunSpec, error) {
 			s.Env = map[string]string{}
 		}
 		s.Env[k] = v
+	}
+	for _, name := range f.secrets {
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			errs = append(errs, fmt.Errorf("--secret %s: the variable is not set in this environment: export it first", name))
+			continue
+		}
+		if s.Secrets == nil {
+			s.Secrets = map[string]sortie.Secret{}
+		}
+		s.Secrets[name] = sortie.Secret(v)
 	}
 	if f.input != "" {
 		in := strings.TrimSpace(f.input)

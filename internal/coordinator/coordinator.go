@@ -120,7 +120,7 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 	}
 	access := c.cfg.VMAccess
 	access.Prefix = c.cfg.Prefix
-	sealed, err := protocol.Seal(bkey, &protocol.Bootstrap{V: protocol.Version, RunID: id, Store: access})
+	sealed, err := protocol.Seal(bkey, &protocol.Bootstrap{V: protocol.Version, RunID: id, Store: access, Secrets: s.Secrets})
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("seal bootstrap bundle: %w", err)

@@ -20,8 +20,13 @@ type RunSpec struct {
 	Entrypoint []string `yaml:"entrypoint" json:"entrypoint,omitempty"`
 	// Command replaces the image's default command when set.
 	Command []string `yaml:"command" json:"command,omitempty"`
-	// Env is the container's environment.
+	// Env is the container's environment. It is written to the store in
+	// clear (spec.json): put credentials in Secrets instead.
 	Env map[string]string `yaml:"env" json:"env,omitempty"`
+	// Secrets are more environment variables for the container; they
+	// travel only inside the sealed bootstrap bundle, never in spec.json,
+	// user-data, logs or events.
+	Secrets map[string]protocol.Secret `yaml:"-" json:"-"`
 	// WorkDir is the container's working directory. Default /workspace.
 	WorkDir string `yaml:"workdir" json:"workdir,omitempty"`
 	// Workspace is a local directory shipped to the VM and mounted at
@@ -71,6 +76,14 @@ func (s *RunSpec) Validate() error {
 	for k := range s.Env {
 		if !envName.MatchString(k) {
 			errs = append(errs, fmt.Errorf("environment variable name %q is not valid", k))
+		}
+	}
+	for k := range s.Secrets {
+		if !envName.MatchString(k) {
+			errs = append(errs, fmt.Errorf("secret name %q is not a valid environment variable name", k))
+		}
+		if _, dup := s.Env[k]; dup {
+			errs = append(errs, fmt.Errorf("%q is both an environment variable and a secret: keep one", k))
 		}
 	}
 	if s.Workspace != "" {

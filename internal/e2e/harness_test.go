@@ -14,15 +14,16 @@ import (
 )
 
 type harness struct {
-	c     *coordinator.Coordinator
-	prov  *local.Provider
-	store *store.S3
-	image string
+	c      *coordinator.Coordinator
+	prov   *local.Provider
+	store  *store.S3
+	image  string
+	secret string
 }
 
 // newHarness wires a coordinator to MinIO, the local provider and a
 // freshly built vm-supervisor, and builds the test agent image.
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, tune ...func(*coordinator.Config, *local.Provider)) *harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: needs Docker and MinIO")
@@ -41,18 +42,22 @@ func newHarness(t *testing.T) *harness {
 			t.Errorf("shutdown local provider: %v", err)
 		}
 	})
-	c, err := coordinator.New(coordinator.Config{
+	cfg := coordinator.Config{
 		Store: s3, Prefix: sc.Prefix, Provider: prov, SupervisorPath: sup,
 		VMAccess: protocol.StoreAccess{
 			Mode: protocol.AccessCredentials, Endpoint: sc.Endpoint, Region: sc.Region, Bucket: sc.Bucket,
 			PathStyle: sc.PathStyle, AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey,
 		},
 		BootTimeout: time.Minute, PollMin: 50 * time.Millisecond, PollMax: 500 * time.Millisecond,
-	})
+	}
+	for _, f := range tune {
+		f(&cfg, prov)
+	}
+	c, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{c: c, prov: prov, store: s3, image: testenv.TestAgentImage(t)}
+	return &harness{c: c, prov: prov, store: s3, image: testenv.TestAgentImage(t), secret: sc.SecretAccessKey.Reveal()}
 }
 
 // collect reads every event of a run until the channel closes, calling
@@ -90,3 +95,6 @@ func (h *harness) assertNothingLeft(t *testing.T, runID string) {
 	}
 	testenv.AssertNoContainers(t, runID)
 }
+
+// storeSecret is the store's secret key the VMs are given.
+func (h *harness) storeSecret() string { return h.secret }

@@ -22,11 +22,12 @@ type run struct {
 	boot *protocol.Boot
 	log  *slog.Logger
 
-	store  protocol.Store
-	keys   protocol.RunKeys
-	mb     *mailbox
-	phases *phaseTimer
-	result protocol.Result
+	store   protocol.Store
+	keys    protocol.RunKeys
+	secrets map[string]protocol.Secret
+	mb      *mailbox
+	phases  *phaseTimer
+	result  protocol.Result
 }
 
 // finalTimeout bounds the last writes (events, result) after the run ends,
@@ -41,6 +42,7 @@ func (r *run) run(ctx context.Context) error {
 	if bundle.RunID != r.boot.RunID {
 		return fmt.Errorf("bootstrap bundle is for run %q, boot file says %q", bundle.RunID, r.boot.RunID)
 	}
+	r.secrets = bundle.Secrets
 	r.store, err = r.cfg.OpenStore(ctx, bundle.Store)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -167,6 +169,9 @@ func (r *run) execute(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("connect to Docker: %w", err)
 		}
+		if err := r.cutOffMetadata(ctx, d); err != nil {
+			return err
+		}
 		rt = d
 	}
 
@@ -260,10 +265,15 @@ const (
 	ctrInput     = "/sortie/input.json"
 )
 
-func containerEnv(spec *protocol.Spec, hasInput bool) []string {
-	env := make([]string, 0, len(spec.Env)+5)
+func containerEnv(spec *protocol.Spec, secrets map[string]protocol.Secret, hasInput bool) []string {
+	env := make([]string, 0, len(spec.Env)+len(secrets)+5)
 	for k, v := range spec.Env {
 		env = append(env, k+"="+v)
+	}
+	for k, v := range secrets {
+		if _, dup := spec.Env[k]; !dup {
+			env = append(env, k+"="+v.Reveal())
+		}
 	}
 	sort.Strings(env)
 	env = append(env,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,8 +27,15 @@ type Config struct {
 	// SelfDestruct overrides the boot file's mode ("exit" or "poweroff").
 	// The local provider always sets "exit".
 	SelfDestruct string
-	// Runtime runs containers. Default: the Docker engine from the environment.
+	// Runtime runs containers. Default: the Docker engine from the
+	// environment, whose containers are cut off from Metadata before any
+	// starts. A Runtime set here is the caller's to guard (tests set one).
 	Runtime Runtime
+	// Metadata is the IPv4 address of the cloud metadata service that
+	// containers must not reach. Default DefaultMetadataAddr. MetadataOff
+	// ("off") installs no guard: the local provider sets it, its VMs being
+	// processes on the developer's own host.
+	Metadata string
 	// OpenStore opens the store described by the bundle. Default: S3.
 	OpenStore func(context.Context, protocol.StoreAccess) (protocol.Store, error)
 	// HTTPClient fetches the bootstrap bundle. Default: a client with a 30 s timeout.
@@ -64,6 +72,14 @@ func (c *Config) setDefaults() error {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
+		}
+	}
+	if c.Metadata == "" {
+		c.Metadata = DefaultMetadataAddr
+	}
+	if c.Metadata != MetadataOff {
+		if ip := net.ParseIP(c.Metadata); ip == nil || ip.To4() == nil {
+			return fmt.Errorf("supervisor: metadata address %q is neither an IPv4 address nor %q", c.Metadata, MetadataOff)
 		}
 	}
 	if c.WorkDir == "" {

@@ -227,7 +227,8 @@ func SupervisorBinary(t testing.TB) string {
 }
 
 // AssertNoContainers fails the test if any container of run runID (label
-// dev.sortie.run) exists on the local engine.
+// dev.sortie.run) is still on the local engine after a few seconds (a
+// removal under way elsewhere may take that long to finish).
 func AssertNoContainers(t testing.TB, runID string) {
 	t.Helper()
 	dc, err := client.New(client.FromEnv)
@@ -235,13 +236,21 @@ func AssertNoContainers(t testing.TB, runID string) {
 		t.Fatal(err)
 	}
 	defer dc.Close()
-	list, err := dc.ContainerList(context.Background(), client.ContainerListOptions{
-		All: true, Filters: make(client.Filters).Add("label", "dev.sortie.run="+runID),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Items) != 0 {
-		t.Errorf("%d containers of run %s left behind", len(list.Items), runID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := dc.ContainerList(context.Background(), client.ContainerListOptions{
+			All: true, Filters: make(client.Filters).Add("label", "dev.sortie.run="+runID),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d containers of run %s left behind", len(list.Items), runID)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

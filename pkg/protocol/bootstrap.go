@@ -77,6 +77,9 @@ type Bootstrap struct {
 	V     int         `json:"v"`
 	RunID string      `json:"run_id"`
 	Store StoreAccess `json:"store"`
+	// Secrets are environment variables for the container that must not
+	// sit in the store in clear: they travel only in this sealed bundle.
+	Secrets map[string]Secret `json:"secrets,omitempty"`
 }
 
 // BootstrapKeySize is the size of a bundle key: AES-256.

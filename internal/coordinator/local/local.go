@@ -34,6 +34,8 @@ type Provider struct {
 	DeadmanGrace time.Duration
 	// Env is extra environment for the supervisor processes (DOCKER_HOST, say).
 	Env []string
+	// KeepLogs, when set, keeps each VM's supervisor log there.
+	KeepLogs string
 
 	mu  sync.Mutex
 	vms map[string]*Machine // nil value: a create under way
@@ -59,7 +61,7 @@ func (p *Provider) Create(ctx context.Context, req coordinator.CreateRequest) (*
 	p.vms[req.Name] = nil // reserve the name
 	p.mu.Unlock()
 	m, err := Boot(ctx, filepath.Join(p.Dir, req.Name), req.UserData, BootOptions{
-		HTTPClient: p.HTTPClient, DeadmanGrace: p.DeadmanGrace, Env: p.Env, Logger: p.Logger,
+		HTTPClient: p.HTTPClient, DeadmanGrace: p.DeadmanGrace, Env: p.Env, Logger: p.Logger, KeepLogs: p.KeepLogs,
 	})
 	p.mu.Lock()
 	if err != nil {

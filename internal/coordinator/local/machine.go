@@ -33,6 +33,9 @@ type BootOptions struct {
 	Env []string
 	// Logger receives the machine's logs. Default: discard.
 	Logger *slog.Logger
+	// KeepLogs, when set, is a folder where Destroy keeps the supervisor's
+	// log as <vm name>.log (for debugging, and for tests that read it).
+	KeepLogs string
 }
 
 // Machine is one local VM: a vm-supervisor process booted from user-data.
@@ -40,10 +43,11 @@ type Machine struct {
 	RunID string
 	Dir   string
 
-	cmd     *exec.Cmd
-	env     []string
-	exited  chan struct{}
-	deadman *time.Timer
+	cmd      *exec.Cmd
+	env      []string
+	keepLogs string
+	exited   chan struct{}
+	deadman  *time.Timer
 }
 
 // Boot does on this machine what a VM's cloud-init does with userData: it
@@ -82,8 +86,10 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (m *M
 	if err != nil {
 		return nil, err
 	}
+	// A local VM is a process on the developer's own host: its supervisor
+	// must not touch the host's firewall (the metadata guard is off).
 	cmd := exec.Command(bin, "run", "--boot", bootPath, "--work-dir", filepath.Join(dir, "work"),
-		"--self-destruct", protocol.SelfDestructExit)
+		"--self-destruct", protocol.SelfDestructExit, "--metadata", "off")
 	env := vmEnv(o.Env)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -95,7 +101,7 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (m *M
 		logf.Close()
 		return nil, fmt.Errorf("start vm-supervisor: %w", err)
 	}
-	m = &Machine{RunID: params.Boot.RunID, Dir: dir, cmd: cmd, env: env, exited: make(chan struct{})}
+	m = &Machine{RunID: params.Boot.RunID, Dir: dir, cmd: cmd, env: env, keepLogs: o.KeepLogs, exited: make(chan struct{})}
 	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 		m.kill()
 		return nil, err
@@ -277,6 +283,12 @@ func (m *Machine) Destroy(ctx context.Context) error {
 	cmd.Env = m.env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("remove containers of local VM in %s: %v: %s", m.Dir, err, out)
+	}
+	if m.keepLogs != "" {
+		if b, err := os.ReadFile(filepath.Join(m.Dir, "supervisor.log")); err == nil {
+			_ = os.MkdirAll(m.keepLogs, 0o700)
+			_ = os.WriteFile(filepath.Join(m.keepLogs, filepath.Base(m.Dir)+".log"), b, 0o600)
+		}
 	}
 	if err := os.RemoveAll(m.Dir); err != nil {
 		return fmt.Errorf("remove local VM directory: %w", err)

@@ -69,10 +69,12 @@ func main() {
 		outboxSize  pairs
 		symlinks    pairs
 		copies      pairs
+		envOut      pairs
 		timed       = flag.String("outbox-timed", "", "N:INTERVAL: write N outbox files t-000.txt... INTERVAL apart, each holding the Unix nanoseconds at its close")
 	)
 	flag.Var(&outbox, "outbox", "name=TEXT: write an outbox file (repeatable)")
 	flag.Var(&outboxSize, "outbox-size", "name=N: write an outbox file of N pseudo-random bytes (repeatable)")
+	flag.Var(&envOut, "env-to-outbox", "NAME=file: write environment variable NAME into outbox file (repeatable)")
 	flag.Var(&copies, "copy", "src=name: copy file src (such as /workspace/x) into the outbox as name (repeatable)")
 	flag.Var(&symlinks, "symlink", "name=target: create a symlink in the outbox (repeatable)")
 	flag.Parse()
@@ -120,6 +122,10 @@ func main() {
 			check(writeOutbox(outboxDir, fmt.Sprintf("t-%03d.txt", i), []byte(strconv.FormatInt(time.Now().UnixNano(), 10))))
 			time.Sleep(d)
 		}
+	}
+	for _, p := range envOut {
+		name, file, _ := strings.Cut(p, "=")
+		check(writeOutbox(outboxDir, file, []byte(os.Getenv(name))))
 	}
 	for _, p := range copies {
 		src, name, _ := strings.Cut(p, "=")

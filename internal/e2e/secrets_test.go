@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sortie/sortie/internal/coordinator"
+	"github.com/sortie/sortie/internal/coordinator/hetzner"
+	"github.com/sortie/sortie/internal/coordinator/local"
+	"github.com/sortie/sortie/pkg/protocol"
+)
+
+// Realistic secrets (made up): an agent API key and a registry password.
+const (
+	agentKey     = "sk-proj-Xq7vT2mN9pL4kR8sW1yZ3bC6dF0gH5jA"
+	registryPass = "ghp_Zr8Kp2Lm5Nq9Rs3Tv6Wx1Yb4Cd7Ef0GhJk"
+)
+
+// pieces returns every 8-byte piece of each secret.
+func pieces(secrets ...string) []string {
+	var out []string
+	for _, s := range secrets {
+		for i := 0; i+8 <= len(s); i++ {
+			out = append(out, s[i:i+8])
+		}
+	}
+	return out
+}
+
+// leaks returns the secret pieces found in text.
+func leaks(text string, ps []string) []string {
+	var found []string
+	for _, p := range ps {
+		if strings.Contains(text, p) {
+			found = append(found, p)
+		}
+	}
+	return found
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSecretsNeverLeak: a run with known secret values delivers them to
+// the container, and no log line (coordinator or supervisor), event,
+// error, result or the spec in the store holds any 8-byte piece of them or
+// of the store's secret key.
+func TestSecretsNeverLeak(t *testing.T) {
+	var logs syncBuffer
+	keep := t.TempDir()
+	h := newHarness(t, func(c *coordinator.Config, p *local.Provider) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		p.KeepLogs = keep
+	})
+	storeSecret := h.storeSecret()
+	ps := pieces(agentKey, registryPass, storeSecret)
+	out := t.TempDir()
+	ctx := context.Background()
+	run, err := h.c.Start(ctx, coordinator.RunSpec{
+		Image:   h.image,
+		Command: []string{"-env-to-outbox", "AGENT_API_KEY=key.txt", "-log-bytes", "500", "-stderr", "working", "-exit", "2"},
+		Env:     map[string]string{"MODE": "test"},
+		Secrets: map[string]protocol.Secret{"AGENT_API_KEY": agentKey, "REGISTRY_PASSWORD": registryPass},
+		Timeout: time.Minute, OutboxDir: out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, res := collect(t, run, nil)
+	if got, _ := os.ReadFile(filepath.Join(out, "key.txt")); string(got) != agentKey {
+		t.Errorf("the container's AGENT_API_KEY = %q, want the secret delivered", got)
+	}
+	var all strings.Builder
+	for _, ev := range evs {
+		b, _ := json.Marshal(ev)
+		all.Write(b)
+		all.WriteString(fmt.Sprintf("%v %+v", ev, ev))
+	}
+	rb, _ := json.Marshal(res)
+	all.Write(rb)
+	all.WriteString(res.Error)
+	all.WriteString(logs.String())
+	sup, err := os.ReadFile(filepath.Join(keep, coordinator.VMName(run.ID)+".log"))
+	if err != nil || len(sup) == 0 {
+		t.Fatalf("no supervisor log kept: %v", err)
+	}
+	all.Write(sup)
+	spec, err := h.store.Get(ctx, protocol.NewRunKeys("e2e", run.ID).Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all.Write(spec)
+	if found := leaks(all.String(), ps); len(found) > 0 {
+		t.Errorf("secret pieces leaked into logs, events, result or spec: %q", found)
+	}
+	if !strings.Contains(string(spec), `"MODE":"test"`) || strings.Contains(string(spec), "REGISTRY_PASSWORD") {
+		t.Errorf("spec.json = %s; want the plain env and no secrets", spec)
+	}
+}
+
+// TestUserDataHoldsNoSecret renders the user-data of a real Hetzner create
+// (through the fake API) for a run configured with realistic secrets — the
+// store's secret key, a Hetzner token, agent API keys, a registry password —
+// and finds no 8-byte piece of any of them in it.
+func TestUserDataHoldsNoSecret(t *testing.T) {
+	h := newHetznerHarness(t, false, hetzner.Config{})
+	ps := pieces(agentKey, registryPass, fakeToken, h.cfg.VMAccess.SecretAccessKey.Reveal())
+	run, err := h.c.Start(context.Background(), coordinator.RunSpec{
+		Image: "x", Timeout: time.Minute,
+		Secrets: map[string]protocol.Secret{"AGENT_API_KEY": agentKey, "REGISTRY_PASSWORD": registryPass},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = run.Abandon(context.Background()) }()
+	servers := h.fake.Servers()
+	if len(servers) != 1 || servers[0].UserData == "" {
+		t.Fatalf("servers = %+v, want one with user-data", servers)
+	}
+	if found := leaks(servers[0].UserData, ps); len(found) > 0 {
+		t.Errorf("user-data holds secret pieces %q:\n%s", found, servers[0].UserData)
+	}
+}
