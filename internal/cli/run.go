@@ -42,6 +42,9 @@ type runFlags struct {
 	jsonOut    bool
 	messages   []string
 	secrets    []string
+	user       string
+	capAdd     []string
+	readOnly   bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -75,6 +78,9 @@ grace period); twice abandons it (the VM is deleted).`,
 	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit, such as 1.5")
 	fl.Int64Var(&f.pids, "pids", 0, "pids limit")
 	fl.BoolVar(&f.pull, "pull", false, "let the VM pull the image when it is absent")
+	fl.StringVar(&f.user, "user", "", "run the container as this user (uid[:gid] or name; default: the image's)")
+	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "keep this Linux capability (all are dropped by default; repeatable)")
+	fl.BoolVar(&f.readOnly, "read-only", false, "read-only root filesystem (workspace, outbox and /tmp stay writable)")
 	fl.StringVar(&f.outbox, "outbox", "", "folder for outbox files (default ./sortie-outbox/RUN-ID)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print events as JSON lines on stdout")
 	fl.StringArrayVar(&f.messages, "message", nil, "follow-up message sent once the agent runs (repeatable)")
@@ -87,6 +93,7 @@ func (f *runFlags) spec(args []string) (sortie.RunSpec, error) {
 	s := sortie.RunSpec{
 		Image: f.image, Command: args, WorkDir: f.workdir, Workspace: f.workspace,
 		Timeout: f.timeout, StopGrace: f.stopGrace, VMDeadline: f.vmDeadline, Pull: f.pull,
+		User: f.user, CapAdd: f.capAdd, ReadOnlyRoot: f.readOnly,
 	}
 	if f.entrypoint != "" {
 		s.Entrypoint = strings.Fields(f.entrypoint)

@@ -46,6 +46,13 @@ type RunSpec struct {
 	Limits protocol.Limits `yaml:"limits" json:"limits"`
 	// Pull lets the VM pull the image when it is not present.
 	Pull bool `yaml:"pull" json:"pull,omitempty"`
+	// User overrides the image's user ("uid[:gid]" or a name).
+	User string `yaml:"user" json:"user,omitempty"`
+	// CapAdd keeps these capabilities; all others are dropped (default:
+	// none kept).
+	CapAdd []string `yaml:"cap_add" json:"cap_add,omitempty"`
+	// ReadOnlyRoot makes the container's root filesystem read-only.
+	ReadOnlyRoot bool `yaml:"read_only_root" json:"read_only_root,omitempty"`
 	// OutboxDir is where outbox files are saved; "{run}" in it becomes the
 	// run ID. Empty: not saved (the events still describe them).
 	OutboxDir string `yaml:"outbox_dir" json:"outbox_dir,omitempty"`
@@ -142,5 +149,6 @@ func (s *RunSpec) protocolSpec(runID string, now, deadline time.Time, workspace 
 		Workspace: workspace, Input: s.Input,
 		TimeoutMS: s.Timeout.Milliseconds(), StopGraceMS: s.StopGrace.Milliseconds(),
 		Deadline: deadline.UTC(), Limits: s.Limits, Pull: s.Pull, CreatedAt: now.UTC(),
+		User: s.User, CapAdd: s.CapAdd, ReadOnlyRoot: s.ReadOnlyRoot,
 	}
 }

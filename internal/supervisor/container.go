@@ -4,12 +4,54 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sortie/sortie/pkg/protocol"
 )
+
+// Default limits, for a spec that sets none: the agent never takes the
+// whole VM, so the supervisor and Docker keep room to stop it and report.
+const (
+	DefaultPidsLimit = 4096
+	memoryReserve    = 512 << 20 // left to the supervisor, Docker and the OS
+	minDefaultMemory = 256 << 20
+)
+
+// withDefaultLimits fills the limits a spec leaves at zero: pids 4096 and
+// memory = the VM's memory less 512 MiB. CPU stays unlimited (all of the
+// VM's cores) unless the spec sets it.
+func withDefaultLimits(l protocol.Limits) protocol.Limits {
+	if l.PidsLimit == 0 {
+		l.PidsLimit = DefaultPidsLimit
+	}
+	if l.MemoryBytes == 0 {
+		if total := memTotal(); total > 0 {
+			l.MemoryBytes = max(total-memoryReserve, minDefaultMemory)
+		}
+	}
+	return l
+}
+
+// memTotal is the machine's memory in bytes, from /proc/meminfo (0 if unknown).
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
 
 // containerName is the agent container's name: one per run.
 func containerName(runID string) string { return "sortie-" + strings.ToLower(runID) }
@@ -44,8 +86,12 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 		Env:        containerEnv(spec, r.secrets, d.input != ""),
 		WorkDir:    workdir,
 		Mounts:     mounts,
-		Limits:     spec.Limits,
-		Labels:     map[string]string{runLabel: spec.RunID},
+		Limits:     withDefaultLimits(spec.Limits),
+		User:       spec.User,
+		CapAdd:     spec.CapAdd,
+
+		ReadOnlyRootfs: spec.ReadOnlyRoot,
+		Labels:         map[string]string{runLabel: spec.RunID},
 	})
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)

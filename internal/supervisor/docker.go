@@ -145,6 +145,10 @@ func containerConfigs(cfg ContainerConfig) (*container.Config, *container.HostCo
 			NanoCPUs: cfg.Limits.NanoCPUs,
 		},
 	}
+	if cfg.ReadOnlyRootfs {
+		// A read-only root still needs a scratch /tmp.
+		hc.Tmpfs = map[string]string{"/tmp": "rw,nosuid,nodev,size=256m"}
+	}
 	if cfg.Limits.MemoryBytes > 0 {
 		// Memory plus swap equals memory: the limit is not stretched by
 		// swap. Engines without swap accounting ignore this with a warning.

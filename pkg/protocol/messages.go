@@ -41,6 +41,15 @@ type Spec struct {
 	Limits Limits `json:"limits"`
 	// Pull says whether the supervisor may pull the image when it is absent.
 	Pull bool `json:"pull,omitempty"`
+	// User runs the container as this user ("uid[:gid]" or a name); empty:
+	// the image's own user.
+	User string `json:"user,omitempty"`
+	// CapAdd lists the Linux capabilities the container keeps; all others
+	// are dropped.
+	CapAdd []string `json:"cap_add,omitempty"`
+	// ReadOnlyRoot makes the container's root filesystem read-only (the
+	// workspace, inbox, outbox and /tmp stay writable).
+	ReadOnlyRoot bool `json:"read_only_root,omitempty"`
 	// CreatedAt is when the host minted the run.
 	CreatedAt time.Time `json:"created_at"`
 }
