@@ -20,6 +20,8 @@ type Store interface {
 	// PresignGet returns a GET URL for key that works without credentials
 	// until ttl has passed.
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+	// PresignPut returns a PUT URL for key, likewise.
+	PresignPut(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
 
 // Provider creates and deletes VMs.
@@ -97,6 +99,17 @@ type Config struct {
 	Logger *slog.Logger
 	// OwnerID identifies this coordinator in VM labels. Default "sortie".
 	OwnerID string
+	// Access is how VMs reach the store: AccessPresigned (default: a book
+	// of presigned URLs, no credentials on the VM) or AccessCredentials
+	// (the credentials of VMAccess).
+	Access string
+	// BookTTL is how long presigned URLs live; the host refills them at
+	// half-life while the run lives, so the VM's access ends within one
+	// BookTTL after the run. Default 15 min.
+	BookTTL time.Duration
+	// BookEvents, BookBlobs and BookInbox are how many event, blob and
+	// inbox sequence numbers one book covers ahead. Defaults 256, 64, 16.
+	BookEvents, BookBlobs, BookInbox int64
 }
 
 func isELF(path string) bool {
@@ -147,5 +160,21 @@ func (c *Config) setDefaults() error {
 	if c.OwnerID == "" {
 		c.OwnerID = "sortie"
 	}
+	switch c.Access {
+	case "":
+		c.Access = AccessPresigned
+	case AccessPresigned, AccessCredentials:
+	default:
+		errs = append(errs, fmt.Errorf("store access mode %q: want %q or %q", c.Access, AccessPresigned, AccessCredentials))
+	}
+	def(&c.BookTTL, 15*time.Minute)
+	defN := func(n *int64, v int64) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	defN(&c.BookEvents, 256)
+	defN(&c.BookBlobs, 64)
+	defN(&c.BookInbox, 16)
 	return errors.Join(errs...)
 }

@@ -120,6 +120,17 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 	}
 	access := c.cfg.VMAccess
 	access.Prefix = c.cfg.Prefix
+	if c.cfg.Access == AccessPresigned {
+		w := bookWindow{eventFrom: 1, blobFrom: 1, inboxFrom: 1}
+		book, err := c.signBook(ctx, keys, w)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		// No credentials leave the host: only the URLs of this run.
+		access = protocol.StoreAccess{Mode: AccessPresigned, Prefix: c.cfg.Prefix, Book: book, Expires: book.Expires}
+		r.book, r.bookFrom = book, w
+	}
 	sealed, err := protocol.Seal(bkey, &protocol.Bootstrap{V: protocol.Version, RunID: id, Store: access, Secrets: s.Secrets})
 	if err != nil {
 		cleanup()

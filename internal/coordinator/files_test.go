@@ -64,6 +64,10 @@ func (m *memStore) PresignGet(_ context.Context, key string, _ time.Duration) (s
 	return "http://127.0.0.1:1/" + key, nil
 }
 
+func (m *memStore) PresignPut(_ context.Context, key string, _ time.Duration) (string, error) {
+	return "http://127.0.0.1:1/" + key + "?put", nil
+}
+
 // TestSaveOutboxRefusesEscapes: an outbox event from a VM (which the host
 // does not trust) can never write outside the run's outbox folder.
 func TestSaveOutboxRefusesEscapes(t *testing.T) {

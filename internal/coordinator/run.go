@@ -46,6 +46,10 @@ type Run struct {
 	vm        *VM
 	log       *slog.Logger
 	polls     timeoutStore // the store, each request bounded
+	// book is the newest URL book given to the VM (presigned mode), signed
+	// from bookFrom; only the watch loop touches them after Start.
+	book     *protocol.URLBook
+	bookFrom bookWindow
 
 	qmu    sync.Mutex
 	queue  []Event

@@ -73,6 +73,7 @@ func (r *Run) follow(ctx context.Context) (*protocol.Result, error) {
 		progress := false
 		switch {
 		case err == nil:
+			r.maybeRefill(ctx, &s)
 			if s.LastEvent > seen {
 				n, ferr := r.fetchEvents(ctx, seen, s.LastEvent)
 				progress = n > seen

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ type mailbox struct {
 	durable   int64 // highest event seq written
 	phase     string
 	inboxNext int64
+	blobNext  int64
 	beat      int64
 	lastBeat  time.Time
 	wake      chan struct{}
@@ -61,6 +63,12 @@ func (m *mailbox) emit(ev protocol.Event) int64 {
 func (m *mailbox) setPhase(p string) {
 	m.mu.Lock()
 	m.phase = p
+	m.mu.Unlock()
+}
+
+func (m *mailbox) setBlobNext(n int64) {
+	m.mu.Lock()
+	m.blobNext = n
 	m.mu.Unlock()
 }
 
@@ -108,7 +116,7 @@ func (m *mailbox) writeStatus(ctx context.Context) error {
 	m.beat++
 	st := protocol.Status{
 		V: protocol.Version, RunID: m.runID, Phase: m.phase, LastEvent: m.durable,
-		InboxNext: m.inboxNext, Beat: m.beat, Time: m.now().UTC(),
+		InboxNext: m.inboxNext, BlobNext: m.blobNext, Beat: m.beat, Time: m.now().UTC(),
 	}
 	m.lastBeat = m.now()
 	m.mu.Unlock()
@@ -134,7 +142,13 @@ func (m *mailbox) loop(ctx context.Context, batchDelay, heartbeat time.Duration)
 				}
 			}
 			if err := m.flush(ctx); err != nil && ctx.Err() == nil {
-				m.log.Warn("event write failed; will retry", "err", err)
+				if errors.Is(err, errNoURL) {
+					// Tell the host where to sign from.
+					_ = m.writeStatus(ctx)
+					m.log.Debug("events wait for a URL refill", "err", err)
+				} else {
+					m.log.Warn("event write failed; will retry", "err", err)
+				}
 				m.rewake(time.Second)
 			}
 		case <-t.C:

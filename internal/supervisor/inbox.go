@@ -24,6 +24,7 @@ type inbox struct {
 	log    *slog.Logger
 	next   int64
 	cancel func()
+	book   *bookStore // set in the presigned access mode
 }
 
 // poll delivers messages until ctx ends, checking every interval while the
@@ -54,7 +55,7 @@ func (in *inbox) poll(ctx context.Context, interval time.Duration) {
 func (in *inbox) step(ctx context.Context) (bool, error) {
 	b, err := in.store.Get(ctx, in.keys.Inbox(in.next))
 	switch {
-	case errors.Is(err, protocol.ErrNotFound):
+	case errors.Is(err, protocol.ErrNotFound), errors.Is(err, errNoURL):
 		return false, nil
 	case err != nil:
 		return false, err // the store: retried
@@ -82,6 +83,12 @@ func (in *inbox) deliver(m *protocol.Message) error {
 		}
 	case protocol.MessageCancel:
 		in.cancel()
+	case protocol.MessageRefill:
+		if in.book == nil || m.Book == nil {
+			in.notice(fmt.Sprintf("inbox message %d is a refill, but this run does not use presigned access; skipped", m.Seq))
+			return nil
+		}
+		in.book.replace(m.Book)
 	default:
 		in.notice(fmt.Sprintf("inbox message %d has unknown type %q; skipped", m.Seq, m.Type))
 		return nil

@@ -33,6 +33,7 @@ type outbox struct {
 	mb    *mailbox
 	log   *slog.Logger
 
+	uploadMu sync.Mutex
 	mu       sync.Mutex
 	nextBlob int64
 	sent     map[string]fileStamp
@@ -50,6 +51,7 @@ func newOutbox(dir string, store protocol.Store, keys protocol.RunKeys, mb *mail
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
+	mb.setBlobNext(1)
 	return &outbox{
 		dir: dir, root: root, store: store, keys: keys, mb: mb, log: log,
 		nextBlob: 1, sent: map[string]fileStamp{}, files: map[string]protocol.OutboxFile{},
@@ -128,6 +130,8 @@ func (o *outbox) consider(ctx context.Context, name string, quiet time.Duration)
 }
 
 func (o *outbox) upload(ctx context.Context, name string, stamp fileStamp) error {
+	o.uploadMu.Lock() // one upload at a time: blob sequences stay dense
+	defer o.uploadMu.Unlock()
 	f, err := o.root.OpenFile(name, os.O_RDONLY|noFollow, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -147,11 +151,18 @@ func (o *outbox) upload(ctx context.Context, name string, stamp fileStamp) error
 	}
 	o.mu.Lock()
 	seq := o.nextBlob
-	o.nextBlob++
 	o.mu.Unlock()
 	if err := o.store.Put(ctx, o.keys.Blob(seq), io.NewSectionReader(f, 0, size)); err != nil {
 		return fmt.Errorf("upload outbox %q: %w", name, err)
 	}
+	// The sequence is taken only once the blob is stored, so a failed
+	// upload leaves no gap (the host signs blob URLs from blob_next).
+	o.mu.Lock()
+	if o.nextBlob == seq {
+		o.nextBlob++
+	}
+	o.mb.setBlobNext(o.nextBlob)
+	o.mu.Unlock()
 	of := protocol.OutboxFile{Name: name, BlobSeq: seq, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))}
 	o.mu.Lock()
 	o.sent[name] = stamp

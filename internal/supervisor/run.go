@@ -22,12 +22,16 @@ type run struct {
 	boot *protocol.Boot
 	log  *slog.Logger
 
-	store   protocol.Store
-	keys    protocol.RunKeys
-	secrets map[string]protocol.Secret
-	mb      *mailbox
-	phases  *phaseTimer
-	result  protocol.Result
+	store protocol.Store
+	book  *bookStore // the store, in the presigned access mode
+
+	inboxCtx context.Context // the inbox poller's lifetime: until the result
+	inboxWG  sync.WaitGroup
+	keys     protocol.RunKeys
+	secrets  map[string]protocol.Secret
+	mb       *mailbox
+	phases   *phaseTimer
+	result   protocol.Result
 }
 
 // finalTimeout bounds the last writes (events, result) after the run ends,
@@ -43,11 +47,16 @@ func (r *run) run(ctx context.Context) error {
 		return fmt.Errorf("bootstrap bundle is for run %q, boot file says %q", bundle.RunID, r.boot.RunID)
 	}
 	r.secrets = bundle.Secrets
-	r.store, err = r.cfg.OpenStore(ctx, bundle.Store)
+	r.keys = protocol.NewRunKeys(bundle.Store.Prefix, r.boot.RunID)
+	if bundle.Store.Mode == protocol.AccessPresigned {
+		r.book, err = newBookStore(r.keys.Root(), bundle.Store.Book)
+		r.store = r.book
+	} else {
+		r.store, err = r.cfg.OpenStore(ctx, bundle.Store)
+	}
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	r.keys = protocol.NewRunKeys(bundle.Store.Prefix, r.boot.RunID)
 	r.mb = newMailbox(r.store, r.keys, r.boot.RunID, r.log)
 	r.phases = &phaseTimer{mb: r.mb}
 	r.result = protocol.Result{V: protocol.Version, RunID: r.boot.RunID, ExitCode: -1, StartedAt: r.cfg.started.UTC()}
@@ -78,6 +87,11 @@ func (r *run) run(ctx context.Context) error {
 	mbDone := make(chan struct{})
 	go func() { defer close(mbDone); r.mb.loop(mbCtx, r.cfg.EventBatch, r.cfg.Heartbeat) }()
 
+	// The inbox is read until the result is written: after the container
+	// exits, refills of presigned URLs may still be needed to flush.
+	inboxCtx, stopInbox := context.WithCancel(final)
+	r.inboxCtx = inboxCtx
+	defer func() { stopInbox(); r.inboxWG.Wait() }()
 	runErr := r.execute(ctx)
 	if runErr != nil {
 		r.result.Error = runErr.Error()
@@ -120,11 +134,23 @@ func (r *run) finish(ctx context.Context) error {
 	defer cancel()
 	r.phases.end()
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; ; attempt++ {
 		if err = r.mb.flush(ctx); err == nil {
 			break
 		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		if errors.Is(err, errNoURL) {
+			// Presigned mode, book spent: the status tells the host where
+			// to sign from, and the inbox poller applies its refill.
+			_ = r.mb.writeStatus(ctx)
+		} else if attempt >= 4 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(min(attempt+1, 5)) * 200 * time.Millisecond):
+			continue
+		}
+		break
 	}
 	if err != nil {
 		return fmt.Errorf("flush events: %w", err)

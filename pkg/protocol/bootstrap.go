@@ -56,7 +56,21 @@ type Boot struct {
 const (
 	// AccessCredentials: S3 credentials (scoped or not) for the run's prefix.
 	AccessCredentials = "credentials"
+	// AccessPresigned: a book of presigned URLs for exactly the run's keys,
+	// refilled through the inbox; no credentials at all. Works on every S3
+	// provider.
+	AccessPresigned = "presigned"
 )
+
+// URLBook holds presigned URLs for the objects of one run, by name
+// relative to the run's root ("status.json", "events/0000000001.json").
+// A refill replaces the whole book.
+type URLBook struct {
+	// Expires is when the URLs stop working.
+	Expires time.Time         `json:"expires"`
+	Get     map[string]string `json:"get"`
+	Put     map[string]string `json:"put"`
+}
 
 // StoreAccess is how the VM reaches the store.
 type StoreAccess struct {
@@ -70,6 +84,8 @@ type StoreAccess struct {
 	SecretAccessKey Secret    `json:"secret_access_key"`
 	SessionToken    Secret    `json:"session_token,omitempty"`
 	Expires         time.Time `json:"expires,omitzero"`
+	// Book is the URL book of the presigned mode.
+	Book *URLBook `json:"book,omitempty"`
 }
 
 // Bootstrap is the sealed bundle's content.

@@ -106,9 +106,13 @@ type Status struct {
 	// LastEvent is the highest event sequence that is durable (0: none).
 	LastEvent int64 `json:"last_event"`
 	// InboxNext is the next inbox sequence the supervisor will read.
-	InboxNext int64     `json:"inbox_next"`
-	Beat      int64     `json:"beat"`
-	Time      time.Time `json:"time"`
+	InboxNext int64 `json:"inbox_next"`
+	// BlobNext is the next blob sequence the supervisor will write: a host
+	// that hands out presigned URLs signs blobs from there (and events from
+	// LastEvent+1).
+	BlobNext int64     `json:"blob_next,omitempty"`
+	Beat     int64     `json:"beat"`
+	Time     time.Time `json:"time"`
 }
 
 // Event types.
@@ -187,6 +191,8 @@ const (
 	// MessageCancel stops the container (signal, grace, kill); the result
 	// says cancelled.
 	MessageCancel = "cancel"
+	// MessageRefill carries a fresh URL book (presigned access mode).
+	MessageRefill = "refill"
 )
 
 // Message is one inbox entry written by the host at Inbox(Seq).
@@ -199,6 +205,8 @@ type Message struct {
 	Text string `json:"text,omitempty"`
 	// Data is an optional JSON body of a follow-up.
 	Data json.RawMessage `json:"data,omitempty"`
+	// Book is the new URL book of a refill.
+	Book *URLBook `json:"book,omitempty"`
 }
 
 // Result is the outcome of a run, written last by the supervisor: when it
