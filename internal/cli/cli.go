@@ -70,6 +70,7 @@ type globals struct {
 	prefix      string
 	pathStyle   bool
 	provider    string
+	access      string
 	owner       string
 	serverTypes []string
 	locations   []string
@@ -97,6 +98,7 @@ func newRoot(stdout, stderr io.Writer, version string) *cobra.Command {
 	pf.StringVar(&g.region, "region", os.Getenv("SORTIE_S3_REGION"), "S3 region (env SORTIE_S3_REGION; default us-east-1)")
 	pf.StringVar(&g.prefix, "prefix", os.Getenv("SORTIE_S3_PREFIX"), "key prefix in the bucket (env SORTIE_S3_PREFIX)")
 	pf.BoolVar(&g.pathStyle, "path-style", os.Getenv("SORTIE_S3_PATH_STYLE") == "true", "path-style S3 addressing, as MinIO needs (env SORTIE_S3_PATH_STYLE=true)")
+	pf.StringVar(&g.access, "access", "", "how VMs reach the store: presigned (default; URLs for the run's keys only, no credentials on the VM) or credentials")
 	pf.StringVar(&g.provider, "provider", "", "VM provider: local or hetzner (default: hetzner when HCLOUD_TOKEN is set, else local)")
 	pf.StringVar(&g.owner, "owner", "", "owner ID in VM labels; reap touches only this owner's VMs (default $SORTIE_OWNER or the host name)")
 	pf.StringSliceVar(&g.serverTypes, "server-type", nil, "hetzner: server types in fallback order (default cx23,cpx22)")
@@ -134,6 +136,7 @@ func (g *globals) options() (sortie.Options, error) {
 	setS(&o.StateDir, g.stateDir)
 	setS(&o.SupervisorPath, g.supervisor)
 	setS(&o.Provider, g.provider)
+	setS(&o.Access, g.access)
 	setS(&o.OwnerID, g.owner)
 	setS(&o.Store.Bucket, g.bucket)
 	setS(&o.Store.Endpoint, g.endpoint)

@@ -80,6 +80,11 @@ type Options struct {
 	StateDir string `yaml:"state_dir"`
 	// Store is the bucket; default: the embedded store under StateDir.
 	Store StoreOptions `yaml:"store"`
+	// Access is how VMs reach the store: "presigned" (default: a book of
+	// presigned URLs for exactly the run's keys, refilled while the run
+	// lives; no credentials on the VM) or "credentials" (the store
+	// credentials above, sealed in the bootstrap bundle).
+	Access string `yaml:"access"`
 	// Provider is "local" or "hetzner". Default: "hetzner" when a Hetzner
 	// token is set, else "local".
 	Provider string `yaml:"provider"`
@@ -196,7 +201,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 			Bucket: sc.Bucket, Prefix: sc.Prefix, PathStyle: sc.PathStyle,
 			AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey,
 		},
-		SupervisorPath: o.SupervisorPath, SupervisorArch: arch, InstallDocker: installDocker,
+		SupervisorPath: o.SupervisorPath, SupervisorArch: arch, InstallDocker: installDocker, Access: o.Access,
 		BootTimeout: o.BootTimeout, PollMin: o.PollMin, PollMax: o.PollMax, Logger: o.Logger,
 	})
 	if err != nil {
