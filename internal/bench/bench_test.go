@@ -97,10 +97,20 @@ type env struct {
 	dockerVersion string
 }
 
-// countingStore counts the coordinator's store requests.
+// countingStore counts the coordinator's store requests; it presigns the
+// VMs' URLs for the counting proxy, so their requests are counted too.
 type countingStore struct {
 	coordinator.Store
-	n *atomic.Int64
+	n        *atomic.Int64
+	viaProxy *store.S3
+}
+
+func (c countingStore) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	return c.viaProxy.PresignGet(ctx, key, ttl)
+}
+
+func (c countingStore) PresignPut(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	return c.viaProxy.PresignPut(ctx, key, ttl)
 }
 
 func (c countingStore) Get(ctx context.Context, key string) ([]byte, error) {
@@ -154,8 +164,14 @@ func setup(t testing.TB) *env {
 	}
 	prov := &local.Provider{Dir: filepath.Join(dir, "vms")}
 	t.Cleanup(func() { _ = prov.Shutdown(context.Background()) })
+	pc := sc
+	pc.Endpoint = proxy.URL
+	viaProxy, err := store.New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := coordinator.New(coordinator.Config{
-		Store: countingStore{Store: s3, n: &hostReqs}, Provider: prov, SupervisorPath: sup,
+		Store: countingStore{Store: s3, n: &hostReqs, viaProxy: viaProxy}, Provider: prov, SupervisorPath: sup,
 		VMAccess: protocol.StoreAccess{
 			Mode: protocol.AccessCredentials, Endpoint: proxy.URL, Region: sc.Region, Bucket: sc.Bucket,
 			PathStyle: true, AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey,
