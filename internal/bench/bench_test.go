@@ -280,8 +280,12 @@ func (e *env) outboxLatency(t testing.TB, n int) []float64 {
 		}
 		lat = append(lat, float64(now.Sub(time.Unix(0, ns)).Microseconds())/1000)
 	}
-	if _, err := run.Wait(context.Background()); err != nil {
+	res, err := run.Wait(context.Background())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !res.Succeeded() || len(lat) != n {
+		t.Errorf("outbox run: %d of %d files saved, result %+v", len(lat), n, res)
 	}
 	return lat
 }

@@ -108,7 +108,7 @@ type Config struct {
 	// BookTTL after the run. Default 15 min.
 	BookTTL time.Duration
 	// BookEvents, BookBlobs and BookInbox are how many event, blob and
-	// inbox sequence numbers one book covers ahead. Defaults 256, 64, 16.
+	// inbox sequence numbers one book covers ahead. Defaults 64, 64, 8.
 	BookEvents, BookBlobs, BookInbox int64
 }
 
@@ -173,8 +173,8 @@ func (c *Config) setDefaults() error {
 			*n = v
 		}
 	}
-	defN(&c.BookEvents, 256)
+	defN(&c.BookEvents, 64)
 	defN(&c.BookBlobs, 64)
-	defN(&c.BookInbox, 16)
+	defN(&c.BookInbox, 8)
 	return errors.Join(errs...)
 }

@@ -38,7 +38,7 @@ func TestPresignedRefillsAndExpiry(t *testing.T) {
 	run, err := h.c.Start(ctx, coordinator.RunSpec{
 		Image: h.image,
 		Command: []string{"-log-bytes", fmt.Sprint(logBytes), "-outbox", "a=1", "-outbox", "b=2", "-outbox", "c=3",
-			"-outbox", "d=4", "-outbox", "e=5", "-wait-message", "60s", "-sleep", "8s", "-exit", "0"},
+			"-outbox", "d=4", "-outbox", "e=5", "-wait-message", "60s", "-outbox-timed", "12:1ms", "-exit", "0"},
 		Timeout: 2 * time.Minute, OutboxDir: out,
 	})
 	if err != nil {
@@ -63,8 +63,10 @@ func TestPresignedRefillsAndExpiry(t *testing.T) {
 			}
 		}
 	})
-	if !res.Succeeded() || len(res.Outbox) != 6 {
-		t.Fatalf("result = %+v, want success with 6 outbox files", res)
+	// 5 files, the reply, and 12 written in a burst right before the exit,
+	// which need refills while the supervisor flushes.
+	if !res.Succeeded() || len(res.Outbox) != 18 {
+		t.Fatalf("result = %+v, want success with 18 outbox files", res)
 	}
 	if !bytes.Equal(stdout.Bytes(), agentdata.Lines(logBytes)) {
 		t.Errorf("stdout: %d bytes, want the %d-byte log complete and in order", stdout.Len(), logBytes)

@@ -24,20 +24,27 @@ type bookStore struct {
 
 	mu   sync.Mutex
 	book *protocol.URLBook
+	// refilled is signalled (without blocking) at every refill, so writes
+	// that waited for URLs are retried at once.
+	refilled chan struct{}
 }
 
 func newBookStore(root string, b *protocol.URLBook) (*bookStore, error) {
 	if b == nil {
 		return nil, errors.New("presigned store access without a URL book")
 	}
-	return &bookStore{root: root, book: b}, nil
+	return &bookStore{root: root, book: b, refilled: make(chan struct{}, 1)}, nil
 }
 
 // replace swaps in a refilled book.
 func (s *bookStore) replace(b *protocol.URLBook) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.book = b
+	s.mu.Unlock()
+	select {
+	case s.refilled <- struct{}{}:
+	default:
+	}
 }
 
 func (s *bookStore) url(method, key string) (string, error) {

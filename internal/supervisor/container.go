@@ -119,6 +119,7 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	if err != nil {
 		return err
 	}
+	ob.book = r.book
 	defer ob.close()
 
 	// Loops that live while the container runs.
@@ -207,8 +208,22 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	wg.Wait()
 	fctx, cancel := context.WithTimeout(final, finalTimeout)
 	defer cancel()
-	if err := ob.scan(fctx, 0); err != nil {
-		return fmt.Errorf("upload outbox: %w", err)
+	for {
+		err := ob.scan(fctx, 0)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errNoURL) || fctx.Err() != nil {
+			return fmt.Errorf("upload outbox: %w", err)
+		}
+		// Presigned mode, blob URLs spent: the status tells the host where
+		// to sign from; the inbox poller applies the refill.
+		_ = r.mb.flush(fctx)
+		_ = r.mb.writeStatus(fctx)
+		select {
+		case <-r.book.refilled:
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	r.result.Outbox = ob.list()
 	switch {

@@ -32,6 +32,7 @@ type outbox struct {
 	keys  protocol.RunKeys
 	mb    *mailbox
 	log   *slog.Logger
+	book  *bookStore // presigned mode: refills wake the uploads
 
 	uploadMu sync.Mutex
 	mu       sync.Mutex
@@ -224,10 +225,19 @@ func (o *outbox) watch(ctx context.Context, rescan time.Duration) {
 	}
 	t := time.NewTicker(rescan)
 	defer t.Stop()
+	var refilled <-chan struct{}
+	if o.book != nil {
+		refilled = o.book.refilled
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refilled:
+			// New presigned URLs: files that waited for them go now.
+			if err := o.scan(ctx, 0); err != nil && ctx.Err() == nil && !errors.Is(err, errNoURL) {
+				o.log.Warn("outbox scan", "err", err)
+			}
 		case name := <-changes:
 			if strings.HasSuffix(name, "/") {
 				// A new directory: files may have landed before its watch.
