@@ -1,4 +1,4 @@
-// Command coordinator starts Sortie runs on disposable VMs and follows them:
+// Package main is the coordinator command. It starts Sortie runs on disposable VMs and follows them:
 // see `coordinator --help` and internal/cli.
 package main
 

@@ -1,4 +1,4 @@
-// Command sortie-agent is the entrypoint of the reference Sortie agent image
+// Package main is the sortie-agent command: the entrypoint of the reference Sortie agent image
 // and the agent's helper for the inbox and the outbox. See usage below and
 // docs/agent-contract.md.
 package main

@@ -1,4 +1,4 @@
-// Command vm-supervisor runs one Sortie run on a VM: it is installed and
+// Package main is the vm-supervisor command. It runs one Sortie run on a VM: it is installed and
 // started by the run's cloud-init user-data. See internal/supervisor.
 package main
 

@@ -1,4 +1,4 @@
-// Command wordcount prints the most frequent words of its input files, or of
+// Package main is the wordcount command. It prints the most frequent words of its input files, or of
 // standard input when no file is named.
 package main
 

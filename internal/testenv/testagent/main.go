@@ -1,4 +1,4 @@
-// Command testagent is a tiny agent for end-to-end tests. It is built as a
+// Package main is the testagent command, a tiny agent for end-to-end tests. It is built as a
 // static binary and put into a FROM scratch image (see testenv.TestAgentImage);
 // flags say what it does, in this order:
 //
