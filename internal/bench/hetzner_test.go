@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -125,7 +126,7 @@ func hetznerTable(t testing.TB, out io.Writer, n int) {
 		// coordinator's own work, store writes and render).
 		clock.mu.Lock()
 		defer clock.mu.Unlock()
-		sortTimes(starts)
+		slices.SortFunc(starts, time.Time.Compare)
 		for i := range min(len(starts), len(clock.at)) {
 			toCreate = append(toCreate, float64(clock.at[i].Sub(starts[i]).Microseconds())/1000)
 		}
@@ -136,13 +137,5 @@ func hetznerTable(t testing.TB, out io.Writer, n int) {
 	for _, runs := range []int{1, n} {
 		reqs, tc, failed := measure(runs)
 		fmt.Fprintf(out, "| %d | %d | %.0f | %.0f | %.1f | %.1f |\n", runs, runs-failed, pct(reqs, 50), pct(reqs, 100), pct(tc, 50), pct(tc, 100))
-	}
-}
-
-func sortTimes(ts []time.Time) {
-	for i := 1; i < len(ts); i++ {
-		for j := i; j > 0 && ts[j].Before(ts[j-1]); j-- {
-			ts[j], ts[j-1] = ts[j-1], ts[j]
-		}
 	}
 }

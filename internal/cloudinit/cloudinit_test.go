@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sortie/sortie/internal/testenv"
 	"github.com/sortie/sortie/pkg/protocol"
 )
 
@@ -92,14 +93,7 @@ func TestRenderInstallDocker(t *testing.T) {
 // own validator, `cloud-init schema -c FILE`. (Its schema allows keys it
 // does not know, so it does not catch a misspelt top-level key.)
 func TestRenderPassesCloudInitSchema(t *testing.T) {
-	ci, err := exec.LookPath("cloud-init")
-	if err != nil {
-		msg := "cloud-init is not installed: install Debian's cloud-init package (scripts/ensure-tools.sh)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	ci := testenv.Tool(t, "cloud-init", "cloud-init")
 	for _, docker := range []bool{false, true} {
 		t.Run(fmt.Sprintf("InstallDocker=%v", docker), func(t *testing.T) {
 			t.Parallel()

@@ -24,18 +24,8 @@ import (
 // temporary HOME, and checks the unit it writes with `systemd-analyze
 // verify`.
 func TestServiceUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		msg := "systemd-analyze is not installed: install Debian's systemd package (scripts/ensure-tools.sh)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	bin := filepath.Join(t.TempDir(), "vm-supervisor")
-	if err := os.WriteFile(bin, testenv.BuildStaticBinary(t, "github.com/sortie/sortie/cmd/vm-supervisor"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	analyze := testenv.Tool(t, "systemd-analyze", "systemd")
+	bin := testenv.SupervisorBinary(t)
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	userDir := filepath.Join(home, ".config", "systemd", "user")
