@@ -71,6 +71,8 @@ type globals struct {
 	pathStyle   bool
 	provider    string
 	access      string
+	stsEndpoint string
+	stsRoleARN  string
 	owner       string
 	serverTypes []string
 	locations   []string
@@ -98,7 +100,9 @@ func newRoot(stdout, stderr io.Writer, version string) *cobra.Command {
 	pf.StringVar(&g.region, "region", os.Getenv("SORTIE_S3_REGION"), "S3 region (env SORTIE_S3_REGION; default us-east-1)")
 	pf.StringVar(&g.prefix, "prefix", os.Getenv("SORTIE_S3_PREFIX"), "key prefix in the bucket (env SORTIE_S3_PREFIX)")
 	pf.BoolVar(&g.pathStyle, "path-style", os.Getenv("SORTIE_S3_PATH_STYLE") == "true", "path-style S3 addressing, as MinIO needs (env SORTIE_S3_PATH_STYLE=true)")
-	pf.StringVar(&g.access, "access", "", "how VMs reach the store: presigned (default; URLs for the run's keys only, no credentials on the VM) or credentials")
+	pf.StringVar(&g.access, "access", "", "how VMs reach the store: presigned (default; URLs for the run's keys only, no credentials on the VM), sts (temporary credentials for the run's prefix; MinIO, AWS) or credentials")
+	pf.StringVar(&g.stsEndpoint, "sts-endpoint", os.Getenv("SORTIE_STS_ENDPOINT"), "sts access: the STS endpoint (env SORTIE_STS_ENDPOINT; default: the S3 endpoint, as MinIO serves it)")
+	pf.StringVar(&g.stsRoleARN, "sts-role-arn", os.Getenv("SORTIE_STS_ROLE_ARN"), "sts access: the role to assume (env SORTIE_STS_ROLE_ARN; AWS requires one, MinIO ignores it)")
 	pf.StringVar(&g.provider, "provider", "", "VM provider: local or hetzner (default: hetzner when HCLOUD_TOKEN is set, else local)")
 	pf.StringVar(&g.owner, "owner", "", "owner ID in VM labels; reap touches only this owner's VMs (default $SORTIE_OWNER or the host name)")
 	pf.StringSliceVar(&g.serverTypes, "server-type", nil, "hetzner: server types in fallback order (default cx23,cpx22)")
@@ -137,6 +141,8 @@ func (g *globals) options() (sortie.Options, error) {
 	setS(&o.SupervisorPath, g.supervisor)
 	setS(&o.Provider, g.provider)
 	setS(&o.Access, g.access)
+	setS(&o.STS.Endpoint, g.stsEndpoint)
+	setS(&o.STS.RoleARN, g.stsRoleARN)
 	setS(&o.OwnerID, g.owner)
 	setS(&o.Store.Bucket, g.bucket)
 	setS(&o.Store.Endpoint, g.endpoint)

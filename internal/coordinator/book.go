@@ -17,7 +17,26 @@ const (
 	AccessPresigned = protocol.AccessPresigned
 	// AccessCredentials gives the VM the store credentials of VMAccess.
 	AccessCredentials = protocol.AccessCredentials
+	// AccessSTS gives the VM temporary credentials from STS AssumeRole,
+	// narrowed by a session policy to the run's prefix and a window of
+	// AccessTTL, renewed through the inbox while the run lives.
+	AccessSTS = protocol.AccessSTS
 )
+
+// CredentialIssuer mints temporary store credentials that reach only the
+// objects under prefix, and only until until (the sts access mode).
+type CredentialIssuer interface {
+	Issue(ctx context.Context, prefix string, until time.Time, session string) (*protocol.SessionCredentials, error)
+}
+
+// issue mints the run's temporary credentials for one AccessTTL.
+func (c *Coordinator) issue(ctx context.Context, keys protocol.RunKeys, runID string) (*protocol.SessionCredentials, error) {
+	creds, err := c.cfg.STS.Issue(ctx, keys.Root(), time.Now().Add(c.cfg.AccessTTL), "sortie-"+runID)
+	if err != nil {
+		return nil, fmt.Errorf("temporary store credentials for the VM: %w", err)
+	}
+	return creds, nil
+}
 
 // bookWindow is how far ahead a book reaches from a position.
 type bookWindow struct {
@@ -25,9 +44,9 @@ type bookWindow struct {
 }
 
 // signBook presigns the URLs the VM needs from w on: the fixed objects,
-// Events/Blobs/Inbox sequence numbers ahead, all valid for BookTTL.
+// Events/Blobs/Inbox sequence numbers ahead, all valid for AccessTTL.
 func (c *Coordinator) signBook(ctx context.Context, keys protocol.RunKeys, w bookWindow) (*protocol.URLBook, error) {
-	ttl := c.cfg.BookTTL
+	ttl := c.cfg.AccessTTL
 	b := &protocol.URLBook{Expires: time.Now().Add(ttl).UTC(), Get: map[string]string{}, Put: map[string]string{}}
 	name := func(key string) string { return strings.TrimPrefix(key, keys.Root()) }
 	get := func(key string) error {
@@ -67,10 +86,15 @@ func (c *Coordinator) signBook(ctx context.Context, keys protocol.RunKeys, w boo
 	return b, nil
 }
 
-// maybeRefill sends the VM a fresh book when its URLs run low or half their
-// life has passed. Nothing is refilled once the run is over, so the VM's
-// access ends within one BookTTL.
+// maybeRefill renews the VM's store access through the inbox: a fresh book
+// when its URLs run low or half their life has passed, fresh credentials at
+// half their life. Nothing is renewed once the run is over, so the VM's
+// access ends within one AccessTTL.
 func (r *Run) maybeRefill(ctx context.Context, s *protocol.Status) {
+	if r.creds != nil {
+		r.maybeRenew(ctx)
+		return
+	}
 	if r.book == nil {
 		return
 	}
@@ -84,7 +108,7 @@ func (r *Run) maybeRefill(ctx context.Context, s *protocol.Status) {
 	// The refill itself takes an inbox slot, and the book must reach past
 	// every message the host may send next.
 	low = low || nextMsg+cfg.BookInbox/2 > r.bookFrom.inboxFrom+cfg.BookInbox
-	aging := time.Until(r.book.Expires) < cfg.BookTTL/2
+	aging := time.Until(r.book.Expires) < cfg.AccessTTL/2
 	if !low && !aging {
 		return
 	}
@@ -99,4 +123,22 @@ func (r *Run) maybeRefill(ctx context.Context, s *protocol.Status) {
 		return
 	}
 	r.book, r.bookFrom = book, w
+}
+
+// maybeRenew sends the VM fresh temporary credentials once half the current
+// ones' life has passed (sts mode).
+func (r *Run) maybeRenew(ctx context.Context) {
+	if time.Until(r.creds.Expires) >= r.c.cfg.AccessTTL/2 {
+		return
+	}
+	creds, err := r.c.issue(ctx, r.keys, r.ID)
+	if err != nil {
+		r.log.Warn("renew the VM's store credentials", "err", err)
+		return
+	}
+	if _, err := r.send(ctx, protocol.Message{Type: protocol.MessageRefill, Credentials: creds}); err != nil {
+		r.log.Warn("send renewed store credentials", "err", err)
+		return
+	}
+	r.creds = creds
 }

@@ -100,13 +100,17 @@ type Config struct {
 	// OwnerID identifies this coordinator in VM labels. Default "sortie".
 	OwnerID string
 	// Access is how VMs reach the store: AccessPresigned (default: a book
-	// of presigned URLs, no credentials on the VM) or AccessCredentials
-	// (the credentials of VMAccess).
+	// of presigned URLs, no credentials on the VM), AccessSTS (temporary
+	// credentials narrowed to the run's prefix, from STS) or
+	// AccessCredentials (the credentials of VMAccess).
 	Access string
-	// BookTTL is how long presigned URLs live; the host refills them at
-	// half-life while the run lives, so the VM's access ends within one
-	// BookTTL after the run. Default 15 min.
-	BookTTL time.Duration
+	// STS mints the temporary credentials of AccessSTS. Required in that
+	// mode.
+	STS CredentialIssuer
+	// AccessTTL is how long presigned URLs or temporary credentials work;
+	// the host renews them at half-life while the run lives, so the VM's
+	// access ends within one AccessTTL after the run. Default 15 min.
+	AccessTTL time.Duration
 	// BookEvents, BookBlobs and BookInbox are how many event, blob and
 	// inbox sequence numbers one book covers ahead. Defaults 64, 64, 8.
 	BookEvents, BookBlobs, BookInbox int64
@@ -164,10 +168,14 @@ func (c *Config) setDefaults() error {
 	case "":
 		c.Access = AccessPresigned
 	case AccessPresigned, AccessCredentials:
+	case AccessSTS:
+		if c.STS == nil {
+			errs = append(errs, errors.New("the sts store access mode needs an STS credential issuer"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("store access mode %q: want %q or %q", c.Access, AccessPresigned, AccessCredentials))
+		errs = append(errs, fmt.Errorf("store access mode %q: want %q, %q or %q", c.Access, AccessPresigned, AccessSTS, AccessCredentials))
 	}
-	def(&c.BookTTL, 15*time.Minute)
+	def(&c.AccessTTL, 15*time.Minute)
 	defN := func(n *int64, v int64) {
 		if *n <= 0 {
 			*n = v

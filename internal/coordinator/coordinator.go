@@ -120,7 +120,20 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 	}
 	access := c.cfg.VMAccess
 	access.Prefix = c.cfg.Prefix
-	if c.cfg.Access == AccessPresigned {
+	switch c.cfg.Access {
+	case AccessSTS:
+		creds, err := c.issue(ctx, keys, id)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		// Not the host's credentials: temporary ones for this run's
+		// prefix only.
+		access.Mode = AccessSTS
+		access.AccessKeyID, access.SecretAccessKey, access.SessionToken = creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken
+		access.Expires = creds.Expires
+		r.creds = creds
+	case AccessPresigned:
 		w := bookWindow{eventFrom: 1, blobFrom: 1, inboxFrom: 1}
 		book, err := c.signBook(ctx, keys, w)
 		if err != nil {

@@ -50,6 +50,9 @@ type Run struct {
 	// from bookFrom; only the watch loop touches them after Start.
 	book     *protocol.URLBook
 	bookFrom bookWindow
+	// creds are the newest temporary credentials given to the VM (sts
+	// mode); only the watch loop touches them after Start.
+	creds *protocol.SessionCredentials
 
 	qmu    sync.Mutex
 	queue  []Event

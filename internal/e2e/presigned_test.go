@@ -30,7 +30,7 @@ func TestPresignedRefillsAndExpiry(t *testing.T) {
 	h := newHarness(t, func(c *coordinator.Config, p *local.Provider) {
 		p.KeepLogs = keep
 		c.Access = coordinator.AccessPresigned
-		c.BookEvents, c.BookBlobs, c.BookInbox, c.BookTTL = 4, 2, 4, ttl
+		c.BookEvents, c.BookBlobs, c.BookInbox, c.AccessTTL = 4, 2, 4, ttl
 	})
 	ctx := context.Background()
 	out := t.TempDir()

@@ -126,7 +126,7 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	cancelled := make(chan struct{})
-	in := &inbox{dir: d.inbox, store: r.store, keys: r.keys, mb: r.mb, log: r.log, next: 1, book: r.book,
+	in := &inbox{dir: d.inbox, store: r.store, keys: r.keys, mb: r.mb, log: r.log, next: 1, access: r.access,
 		cancel: once(func() { close(cancelled) })}
 	r.inboxWG.Add(1)
 	go func() { defer r.inboxWG.Done(); in.poll(r.inboxCtx, r.cfg.InboxPoll) }()

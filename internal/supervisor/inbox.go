@@ -24,7 +24,7 @@ type inbox struct {
 	log    *slog.Logger
 	next   int64
 	cancel func()
-	book   *bookStore // set in the presigned access mode
+	access refillable // the store, in the presigned and sts access modes
 }
 
 // poll delivers messages until ctx ends, checking every interval while the
@@ -84,11 +84,14 @@ func (in *inbox) deliver(m *protocol.Message) error {
 	case protocol.MessageCancel:
 		in.cancel()
 	case protocol.MessageRefill:
-		if in.book == nil || m.Book == nil {
-			in.notice(fmt.Sprintf("inbox message %d is a refill, but this run does not use presigned access; skipped", m.Seq))
+		if in.access == nil {
+			in.notice(fmt.Sprintf("inbox message %d is a refill, but this run's store access needs none; skipped", m.Seq))
 			return nil
 		}
-		in.book.replace(m.Book)
+		if err := in.access.refill(m); err != nil {
+			in.notice(fmt.Sprintf("inbox message %d skipped: %v", m.Seq, err))
+			return nil
+		}
 	default:
 		in.notice(fmt.Sprintf("inbox message %d has unknown type %q; skipped", m.Seq, m.Type))
 		return nil

@@ -24,6 +24,8 @@ type run struct {
 
 	store protocol.Store
 	book  *bookStore // the store, in the presigned access mode
+	// access is the store when the host renews its access (presigned, sts).
+	access refillable
 
 	inboxCtx context.Context // the inbox poller's lifetime: until the result
 	inboxWG  sync.WaitGroup
@@ -48,10 +50,15 @@ func (r *run) run(ctx context.Context) error {
 	}
 	r.secrets = bundle.Secrets
 	r.keys = protocol.NewRunKeys(bundle.Store.Prefix, r.boot.RunID)
-	if bundle.Store.Mode == protocol.AccessPresigned {
+	switch bundle.Store.Mode {
+	case protocol.AccessPresigned:
 		r.book, err = newBookStore(r.keys.Root(), bundle.Store.Book)
-		r.store = r.book
-	} else {
+		r.store, r.access = r.book, r.book
+	case protocol.AccessSTS:
+		var ss *sessionStore
+		ss, err = newSessionStore(ctx, bundle.Store, r.cfg.OpenStore)
+		r.store, r.access = ss, ss
+	default:
 		r.store, err = r.cfg.OpenStore(ctx, bundle.Store)
 	}
 	if err != nil {

@@ -60,7 +60,20 @@ const (
 	// refilled through the inbox; no credentials at all. Works on every S3
 	// provider.
 	AccessPresigned = "presigned"
+	// AccessSTS: temporary S3 credentials from STS AssumeRole, narrowed by
+	// a session policy to the run's prefix and a time window, renewed
+	// through the inbox (AWS S3, MinIO).
+	AccessSTS = "sts"
 )
+
+// SessionCredentials are temporary S3 credentials of the sts access mode.
+type SessionCredentials struct {
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey Secret `json:"secret_access_key"`
+	SessionToken    Secret `json:"session_token"`
+	// Expires is when they stop working (the session policy's end).
+	Expires time.Time `json:"expires"`
+}
 
 // URLBook holds presigned URLs for the objects of one run, by name
 // relative to the run's root ("status.json", "events/0000000001.json").

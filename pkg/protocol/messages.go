@@ -191,7 +191,8 @@ const (
 	// MessageCancel stops the container (signal, grace, kill); the result
 	// says cancelled.
 	MessageCancel = "cancel"
-	// MessageRefill carries a fresh URL book (presigned access mode).
+	// MessageRefill renews the VM's store access: a fresh URL book
+	// (presigned access mode) or fresh temporary credentials (sts).
 	MessageRefill = "refill"
 )
 
@@ -207,6 +208,8 @@ type Message struct {
 	Data json.RawMessage `json:"data,omitempty"`
 	// Book is the new URL book of a refill.
 	Book *URLBook `json:"book,omitempty"`
+	// Credentials are the new temporary credentials of a refill (sts).
+	Credentials *SessionCredentials `json:"credentials,omitempty"`
 }
 
 // Result is the outcome of a run, written last by the supervisor: when it

@@ -28,6 +28,7 @@ func TestRoundTripMinIO(t *testing.T) {
 		"event-phase": keys.Event(1), "event-log": keys.Event(2), "event-outbox": keys.Event(3),
 		"event-message": keys.Event(4), "event-notice": keys.Event(5),
 		"message-follow-up": keys.Inbox(1), "message-cancel": keys.Inbox(2),
+		"message-refill": keys.Inbox(3), "message-refill-sts": keys.Inbox(4),
 	}
 	for name, v := range messages() {
 		t.Run(name, func(t *testing.T) {

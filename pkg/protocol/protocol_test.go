@@ -50,6 +50,14 @@ func messages() map[string]any {
 		"event-notice":      &protocol.Event{V: 1, Seq: 5, Time: t0, Type: "notice", Notice: &protocol.Notice{Level: "warning", Text: `outbox entry "x" refused: symbolic links are not uploaded`}},
 		"message-follow-up": &protocol.Message{V: 1, Seq: 1, Type: "follow_up", Time: t0, Text: "How many TODOs?", Data: json.RawMessage(`{"k":1}`)},
 		"message-cancel":    &protocol.Message{V: 1, Seq: 2, Type: "cancel", Time: t0},
+		"message-refill": &protocol.Message{V: 1, Seq: 3, Type: "refill", Time: t0, Book: &protocol.URLBook{
+			Expires: t0.Add(15 * time.Minute),
+			Get:     map[string]string{"spec.json": "https://store.example/b/p/runs/01m8ydqp90sbasawf1jke8nmjw/spec.json?X-Amz-Signature=0"},
+			Put:     map[string]string{"events/0000000001.json": "https://store.example/b/p/runs/01m8ydqp90sbasawf1jke8nmjw/events/0000000001.json?X-Amz-Signature=0"},
+		}},
+		"message-refill-sts": &protocol.Message{V: 1, Seq: 4, Type: "refill", Time: t0, Credentials: &protocol.SessionCredentials{
+			AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "example-secret", SessionToken: "example-token", Expires: t0.Add(15 * time.Minute),
+		}},
 		"result": &protocol.Result{V: 1, RunID: "01m8ydqp90sbasawf1jke8nmjw", ExitCode: 3, Error: "",
 			Phases:    []protocol.PhaseTiming{{Name: "bootstrap", DurationMS: 12}, {Name: "running", DurationMS: 5000}},
 			Outbox:    []protocol.OutboxFile{{Name: "report.md", BlobSeq: 1, Size: 5, SHA256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}},

@@ -54,6 +54,15 @@ type StoreOptions struct {
 	SecretAccessKey Secret `yaml:"-"`
 }
 
+// STSOptions configure the sts access mode.
+type STSOptions struct {
+	// Endpoint is the STS API. Default: the store's endpoint (MinIO);
+	// for AWS, https://sts.amazonaws.com or a regional endpoint.
+	Endpoint string `yaml:"endpoint"`
+	// RoleARN is the role to assume: AWS requires it, MinIO ignores it.
+	RoleARN string `yaml:"role_arn"`
+}
+
 // HetznerOptions configure the hetzner provider; see the fields of
 // internal/coordinator/hetzner.Config for defaults.
 type HetznerOptions struct {
@@ -82,9 +91,17 @@ type Options struct {
 	Store StoreOptions `yaml:"store"`
 	// Access is how VMs reach the store: "presigned" (default: a book of
 	// presigned URLs for exactly the run's keys, refilled while the run
-	// lives; no credentials on the VM) or "credentials" (the store
-	// credentials above, sealed in the bootstrap bundle).
+	// lives; no credentials on the VM), "sts" (temporary credentials from
+	// STS AssumeRole, narrowed to the run's prefix and renewed while the
+	// run lives; AWS S3 and MinIO) or "credentials" (the store credentials
+	// above, sealed in the bootstrap bundle).
 	Access string `yaml:"access"`
+	// AccessTTL is how long the VM's presigned URLs or temporary
+	// credentials work; they are renewed at half-life while the run lives,
+	// so access ends within one AccessTTL after it. Default 15 min.
+	AccessTTL time.Duration `yaml:"access_ttl"`
+	// STS says where the sts access mode gets credentials.
+	STS STSOptions `yaml:"sts"`
 	// Provider is "local" or "hetzner". Default: "hetzner" when a Hetzner
 	// token is set, else "local".
 	Provider string `yaml:"provider"`
@@ -142,6 +159,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	var sc store.Config
 	if o.Store.Bucket == "" {
+		if o.Access == protocol.AccessSTS {
+			return fail(errors.New("the embedded store has no STS: use the presigned access mode, or configure a MinIO or AWS S3 bucket for sts"))
+		}
 		if o.Provider != "local" {
 			return fail(fmt.Errorf("the %s provider's VMs cannot reach the embedded store: configure a bucket (endpoint, bucket, credentials)", o.Provider))
 		}
@@ -194,6 +214,10 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	if o.SupervisorPath == "" {
 		o.SupervisorPath = defaultSupervisor(arch)
 	}
+	var issuer coordinator.CredentialIssuer
+	if o.Access == protocol.AccessSTS {
+		issuer = &store.STSIssuer{Store: sc, STS: store.STSConfig{Endpoint: o.STS.Endpoint, RoleARN: o.STS.RoleARN}}
+	}
 	c, err := coordinator.New(coordinator.Config{
 		Store: s3, Prefix: sc.Prefix, Provider: prov, OwnerID: o.OwnerID,
 		VMAccess: protocol.StoreAccess{
@@ -201,7 +225,8 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 			Bucket: sc.Bucket, Prefix: sc.Prefix, PathStyle: sc.PathStyle,
 			AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey,
 		},
-		SupervisorPath: o.SupervisorPath, SupervisorArch: arch, InstallDocker: installDocker, Access: o.Access,
+		SupervisorPath: o.SupervisorPath, SupervisorArch: arch, InstallDocker: installDocker,
+		Access: o.Access, STS: issuer, AccessTTL: o.AccessTTL,
 		BootTimeout: o.BootTimeout, PollMin: o.PollMin, PollMax: o.PollMax, Logger: o.Logger,
 	})
 	if err != nil {

@@ -1,0 +1,108 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sortie/sortie/internal/coordinator"
+	"github.com/sortie/sortie/internal/coordinator/local"
+	"github.com/sortie/sortie/internal/store"
+	"github.com/sortie/sortie/pkg/protocol"
+)
+
+// TestSTSRenewalsAndScope: in the sts mode the VM gets temporary
+// credentials from MinIO's STS, narrowed by a session policy to its run's
+// prefix and a 6-second window. A run three windows long lives on the
+// renewals sent through the inbox and delivers everything. The credentials
+// reach no other run's keys, and within one window after the run they reach
+// nothing at all.
+func TestSTSRenewalsAndScope(t *testing.T) {
+	const ttl = 6 * time.Second
+	keep := t.TempDir()
+	var host protocol.StoreAccess
+	h := newHarness(t, func(c *coordinator.Config, p *local.Provider) {
+		p.KeepLogs = keep
+		c.Access = coordinator.AccessSTS
+		c.STS = &store.STSIssuer{Store: store.FromAccess(c.VMAccess)}
+		c.AccessTTL = ttl
+		host = c.VMAccess
+	})
+	ctx := context.Background()
+	// Another run's objects, which this run's credentials must not reach.
+	otherKeys := protocol.NewRunKeys("e2e", "01otherrun00000000000000000")
+	if err := h.store.Put(ctx, otherKeys.Spec(), bytes.NewReader([]byte(`{"v":1}`))); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	run, err := h.c.Start(ctx, coordinator.RunSpec{
+		Image:   h.image,
+		Command: []string{"-log-bytes", "4096", "-outbox-timed", "36:500ms", "-exit", "0"},
+		Timeout: 2 * time.Minute, OutboxDir: out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(keep, coordinator.VMName(run.ID)+".log"))
+			t.Logf("supervisor log:\n%s", b)
+		}
+	})
+	_, res := collect(t, run, nil)
+	if !res.Succeeded() || len(res.Outbox) != 36 {
+		t.Fatalf("result = %+v, want success with 36 outbox files", res)
+	}
+	keys := protocol.NewRunKeys("e2e", run.ID)
+	var renewals []*protocol.SessionCredentials
+	for seq := int64(1); seq < 100; seq++ {
+		var m protocol.Message
+		if err := protocol.GetJSON(ctx, h.store, keys.Inbox(seq), &m); errors.Is(err, protocol.ErrNotFound) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == protocol.MessageRefill && m.Credentials != nil {
+			renewals = append(renewals, m.Credentials)
+		}
+	}
+	if len(renewals) < 2 {
+		t.Fatalf("%d renewals, want several: the run lasted three credential windows", len(renewals))
+	}
+	last := renewals[len(renewals)-1]
+	if last.AccessKeyID == host.AccessKeyID {
+		t.Fatal("the VM was given the host's own access key")
+	}
+	vmAccess := host
+	vmAccess.AccessKeyID, vmAccess.SecretAccessKey, vmAccess.SessionToken = last.AccessKeyID, last.SecretAccessKey, last.SessionToken
+	vm, err := store.New(store.FromAccess(vmAccess))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Get(ctx, keys.Result()); err != nil && time.Now().Before(last.Expires) {
+		t.Errorf("read own result with the VM's credentials: %v", err)
+	}
+	if _, err := vm.Get(ctx, otherKeys.Spec()); !isDenied(err) {
+		t.Errorf("read another run's spec with the VM's credentials: err = %v, want AccessDenied", err)
+	}
+	if err := vm.Put(ctx, otherKeys.Result(), bytes.NewReader([]byte(`{"v":1}`))); !isDenied(err) {
+		t.Errorf("write another run's result with the VM's credentials: err = %v, want AccessDenied", err)
+	}
+	// Nothing is renewed after the run: within one window access ends.
+	time.Sleep(time.Until(last.Expires) + time.Second)
+	if _, err := vm.Get(ctx, keys.Result()); !isDenied(err) {
+		t.Errorf("read own result one window after the run: err = %v, want AccessDenied", err)
+	}
+	if err := vm.Put(ctx, keys.Status(), bytes.NewReader([]byte(`{"v":1}`))); !isDenied(err) {
+		t.Errorf("write own status one window after the run: err = %v, want AccessDenied", err)
+	}
+}
+
+func isDenied(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "AccessDenied")
+}
