@@ -21,7 +21,7 @@ supervisors: ## static vm-supervisor for amd64 and arm64 (Hetzner cax)
 	@mkdir -p $(BIN)
 	for a in amd64 arm64; do CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vm-supervisor-linux-$$a ./cmd/vm-supervisor || exit 1; done
 
-deps: ## install and start what the tests need: Docker, MinIO, cloud-init and systemd-analyze
+deps: ## install and start what the tests need: Docker, MinIO, cloud-init, systemd-analyze and docker-registry
 	scripts/ensure-docker.sh
 	scripts/ensure-minio.sh
 	scripts/ensure-tools.sh

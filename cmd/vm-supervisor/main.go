@@ -43,7 +43,8 @@ func main() {
 		cfg := supervisor.Config{Logger: log, Version: version}
 		fs.StringVar(&cfg.BootPath, "boot", supervisor.DefaultBootPath, "boot file written by cloud-init")
 		fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/sortie", "directory for the run's workspace, inbox and outbox")
-		fs.StringVar(&cfg.SelfDestruct, "self-destruct", "", "override the boot file's self-destruct mode (poweroff or exit)")
+		fs.StringVar(&cfg.SelfDestruct, "self-destruct", "", "override the boot file's self-destruct mode (poweroff, delete or exit)")
+		fs.BoolVar(&cfg.NoPowerOff, "no-power-off", false, "never power the machine off, just end (for VMs that are processes on a host)")
 		fs.StringVar(&cfg.Metadata, "metadata", supervisor.DefaultMetadataAddr,
 			`metadata service address that containers are cut off from, or "off" to leave the firewall alone`)
 		_ = fs.Parse(os.Args[2:])

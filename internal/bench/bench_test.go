@@ -81,7 +81,10 @@ func table(t testing.TB) {
 	fmt.Fprintf(out, "| supervisor RSS (now / peak) | %s / %s |\n", idle.rss, idle.hwm)
 	fmt.Fprintf(out, "| vm-supervisor binary (static, stripped) | %.1f MiB |\n", float64(e.supSize)/(1<<20))
 
-	// 4. The Hetzner provider on the fake API.
+	// 4. Store access modes on MinIO.
+	accessTable(t, out, e.image, runs)
+
+	// 5. The Hetzner provider on the fake API.
 	hetznerTable(t, out, envInt("SORTIE_BENCH_CONCURRENT", 50))
 	fmt.Fprintln(out)
 }

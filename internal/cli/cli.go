@@ -77,6 +77,7 @@ type globals struct {
 	serverTypes []string
 	locations   []string
 	image       string
+	selfDestr   string
 	verbose     bool
 	stdout      io.Writer
 	stderr      io.Writer
@@ -108,8 +109,9 @@ func newRoot(stdout, stderr io.Writer, version string) *cobra.Command {
 	pf.StringSliceVar(&g.serverTypes, "server-type", nil, "hetzner: server types in fallback order (default cx23,cpx22)")
 	pf.StringSliceVar(&g.locations, "location", nil, "hetzner: locations in fallback order (default fsn1,nbg1,hel1)")
 	pf.StringVar(&g.image, "server-image", "", "hetzner: server image name or snapshot ID (default docker-ce)")
+	pf.StringVar(&g.selfDestr, "self-destruct", "", "hetzner: how a VM ends itself: poweroff (default; no token on the VM) or delete (with its own token from $SORTIE_HCLOUD_DELETE_TOKEN)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log what the coordinator does to stderr")
-	root.AddCommand(newRunCmd(g), newLsCmd(g), newReapCmd(g))
+	root.AddCommand(newRunCmd(g), newLsCmd(g), newReapCmd(g), newDoctorCmd(g))
 	return root
 }
 
@@ -149,6 +151,7 @@ func (g *globals) options() (sortie.Options, error) {
 	setS(&o.Store.Region, g.region)
 	setS(&o.Store.Prefix, g.prefix)
 	setS(&o.Hetzner.Image, g.image)
+	setS(&o.Hetzner.SelfDestruct, g.selfDestr)
 	if g.pathStyle {
 		o.Store.PathStyle = true
 	}

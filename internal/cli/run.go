@@ -42,6 +42,8 @@ type runFlags struct {
 	jsonOut    bool
 	messages   []string
 	secrets    []string
+	registry   string
+	regUser    string
 	user       string
 	capAdd     []string
 	readOnly   bool
@@ -84,6 +86,8 @@ grace period); twice abandons it (the VM is deleted).`,
 	fl.StringVar(&f.outbox, "outbox", "", "folder for outbox files (default ./sortie-outbox/RUN-ID)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print events as JSON lines on stdout")
 	fl.StringArrayVar(&f.messages, "message", nil, "follow-up message sent once the agent runs (repeatable)")
+	fl.StringVar(&f.registry, "registry", "", "registry of a private image, as the image reference names it (such as ghcr.io): pull the image with --registry-user and $"+registryPasswordEnv+", sealed in the bootstrap bundle and sent to no other registry; implies --pull")
+	fl.StringVar(&f.regUser, "registry-user", "", "user name for --registry; the password or token is read from $"+registryPasswordEnv+", never from a flag")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "pass the coordinator's environment variable NAME to the container as a secret: sealed in the bootstrap bundle, never in the store in clear, never printed (repeatable)")
 	return cmd
 }
@@ -120,6 +124,11 @@ func (f *runFlags) spec(args []string) (sortie.RunSpec, error) {
 		}
 		s.Secrets[name] = sortie.Secret(v)
 	}
+	if a, err := f.registryAuth(); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.Registry = a
+	}
 	if f.input != "" {
 		in := strings.TrimSpace(f.input)
 		if strings.HasPrefix(in, "{") || strings.HasPrefix(in, "[") {
@@ -143,6 +152,32 @@ func (f *runFlags) spec(args []string) (sortie.RunSpec, error) {
 		return s, err
 	}
 	return s, s.Validate()
+}
+
+// registryPasswordEnv holds the password of --registry: credentials come
+// only from the environment, never from flags.
+const registryPasswordEnv = "SORTIE_REGISTRY_PASSWORD"
+
+// registryAuth returns the registry credentials of --registry, or nil.
+func (f *runFlags) registryAuth() (*sortie.RegistryAuth, error) {
+	if f.registry == "" {
+		if f.regUser != "" {
+			return nil, errors.New("--registry-user needs --registry SERVER: name the image's registry, such as ghcr.io")
+		}
+		return nil, nil
+	}
+	var errs []error
+	if f.regUser == "" {
+		errs = append(errs, fmt.Errorf("--registry %s needs --registry-user USER", f.registry))
+	}
+	pw, ok := os.LookupEnv(registryPasswordEnv)
+	if !ok || pw == "" {
+		errs = append(errs, fmt.Errorf("--registry %s: the password is read from %s, which is not set in this environment: export it first", f.registry, registryPasswordEnv))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &sortie.RegistryAuth{Server: f.registry, Username: f.regUser, Password: sortie.Secret(pw)}, nil
 }
 
 func runRun(ctx context.Context, g *globals, f *runFlags, args []string) error {

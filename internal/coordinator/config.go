@@ -62,6 +62,13 @@ type VM struct {
 	Location string
 }
 
+// SelfDeleter is implemented by providers whose VMs can delete themselves
+// (self-destruct mode "delete"): what the VM named name needs for it, or
+// nil. It travels only in the sealed bootstrap bundle.
+type SelfDeleter interface {
+	SelfDelete(name string) *protocol.SelfDelete
+}
+
 // Lister is implemented by providers that can list the VMs of an owner
 // (by label), for `coordinator ls` and the reaper.
 type Lister interface {

@@ -144,7 +144,11 @@ func (c *Coordinator) Start(ctx context.Context, spec RunSpec) (*Run, error) {
 		access = protocol.StoreAccess{Mode: AccessPresigned, Prefix: c.cfg.Prefix, Book: book, Expires: book.Expires}
 		r.book, r.bookFrom = book, w
 	}
-	sealed, err := protocol.Seal(bkey, &protocol.Bootstrap{V: protocol.Version, RunID: id, Store: access, Secrets: s.Secrets})
+	bundle := &protocol.Bootstrap{V: protocol.Version, RunID: id, Store: access, Secrets: s.Secrets, Registry: s.Registry}
+	if sd, ok := c.cfg.Provider.(SelfDeleter); ok {
+		bundle.SelfDelete = sd.SelfDelete(VMName(id))
+	}
+	sealed, err := protocol.Seal(bkey, bundle)
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("seal bootstrap bundle: %w", err)

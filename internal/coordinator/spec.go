@@ -27,6 +27,11 @@ type RunSpec struct {
 	// travel only inside the sealed bootstrap bundle, never in spec.json,
 	// user-data, logs or events.
 	Secrets map[string]protocol.Secret `yaml:"-" json:"-"`
+	// Registry are credentials for pulling Image from a private registry.
+	// Like Secrets they travel only inside the sealed bootstrap bundle.
+	// Registry.Server must be the image's registry (the VM sends them to
+	// no other), and setting them lets the VM pull the image, as Pull does.
+	Registry *protocol.RegistryAuth `yaml:"-" json:"-"`
 	// WorkDir is the container's working directory. Default /workspace.
 	WorkDir string `yaml:"workdir" json:"workdir,omitempty"`
 	// Workspace is a local directory shipped to the VM and mounted at
@@ -93,6 +98,9 @@ func (s *RunSpec) Validate() error {
 			errs = append(errs, fmt.Errorf("%q is both an environment variable and a secret: keep one", k))
 		}
 	}
+	if s.Registry != nil {
+		errs = append(errs, checkRegistry(s.Registry, s.Image)...)
+	}
 	if s.Workspace != "" {
 		fi, err := os.Stat(s.Workspace)
 		switch {
@@ -148,7 +156,7 @@ func (s *RunSpec) protocolSpec(runID string, now, deadline time.Time, workspace 
 		Entrypoint: s.Entrypoint, Command: s.Command, Env: s.Env, WorkDir: s.WorkDir,
 		Workspace: workspace, Input: s.Input,
 		TimeoutMS: s.Timeout.Milliseconds(), StopGraceMS: s.StopGrace.Milliseconds(),
-		Deadline: deadline.UTC(), Limits: s.Limits, Pull: s.Pull, CreatedAt: now.UTC(),
+		Deadline: deadline.UTC(), Limits: s.Limits, Pull: s.Pull || s.Registry != nil, CreatedAt: now.UTC(),
 		User: s.User, CapAdd: s.CapAdd, ReadOnlyRoot: s.ReadOnlyRoot,
 	}
 }

@@ -40,6 +40,9 @@ func TestContainerDefaults(t *testing.T) {
 			if hc.Memory <= 0 {
 				t.Errorf("memory limit = %d, want a default below the VM's memory", hc.Memory)
 			}
+			if hc.NanoCPUs != supervisor.DefaultNanoCPUs() || hc.NanoCPUs <= 0 {
+				t.Errorf("CPU limit = %d nano-CPUs, want the default %d (the VM's cores less a quarter)", hc.NanoCPUs, supervisor.DefaultNanoCPUs())
+			}
 			if hc.ReadonlyRootfs || hc.Privileged || string(hc.NetworkMode) != "bridge" {
 				t.Errorf("read-only %v, privileged %v, network %q; want false, false, bridge", hc.ReadonlyRootfs, hc.Privileged, hc.NetworkMode)
 			}

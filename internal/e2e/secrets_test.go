@@ -65,10 +65,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestSecretsNeverLeak: a run with known secret values delivers them to
-// the container, and no log line (coordinator or supervisor), event,
-// error, result or the spec in the store holds any 8-byte piece of them or
-// of the store's secret key.
+// TestSecretsNeverLeak: a run with known secret values (and registry
+// credentials, sealed like them) delivers them to the container, and no
+// log line (coordinator or supervisor), event, error, result or the spec
+// in the store holds any 8-byte piece of them or of the store's secret key.
 func TestSecretsNeverLeak(t *testing.T) {
 	var logs syncBuffer
 	keep := t.TempDir()
@@ -81,11 +81,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 	out := t.TempDir()
 	ctx := context.Background()
 	run, err := h.c.Start(ctx, coordinator.RunSpec{
-		Image:   h.image,
-		Command: []string{"-env-to-outbox", "AGENT_API_KEY=key.txt", "-log-bytes", "500", "-stderr", "working", "-exit", "2"},
-		Env:     map[string]string{"MODE": "test"},
-		Secrets: map[string]protocol.Secret{"AGENT_API_KEY": agentKey, "REGISTRY_PASSWORD": registryPass},
-		Timeout: time.Minute, OutboxDir: out,
+		Image:    h.image,
+		Command:  []string{"-env-to-outbox", "AGENT_API_KEY=key.txt", "-log-bytes", "500", "-stderr", "working", "-exit", "2"},
+		Env:      map[string]string{"MODE": "test"},
+		Secrets:  map[string]protocol.Secret{"AGENT_API_KEY": agentKey, "REGISTRY_PASSWORD": registryPass},
+		Registry: &protocol.RegistryAuth{Server: "docker.io", Username: "robot", Password: registryPass},
+		Timeout:  time.Minute, OutboxDir: out,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -127,11 +128,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 // store's secret key, a Hetzner token, agent API keys, a registry password —
 // and finds no 8-byte piece of any of them in it.
 func TestUserDataHoldsNoSecret(t *testing.T) {
-	h := newHetznerHarness(t, false, hetzner.Config{})
-	ps := pieces(agentKey, registryPass, fakeToken, h.cfg.VMAccess.SecretAccessKey.Reveal())
+	// The delete mode, so the VMs' own Hetzner token is in the bundle too.
+	h := newHetznerHarness(t, false, hetzner.Config{SelfDestruct: protocol.SelfDestructDelete, DeleteToken: deleteToken})
+	ps := pieces(agentKey, registryPass, fakeToken, deleteToken, h.cfg.VMAccess.SecretAccessKey.Reveal())
 	run, err := h.c.Start(context.Background(), coordinator.RunSpec{
 		Image: "x", Timeout: time.Minute,
-		Secrets: map[string]protocol.Secret{"AGENT_API_KEY": agentKey, "REGISTRY_PASSWORD": registryPass},
+		Secrets:  map[string]protocol.Secret{"AGENT_API_KEY": agentKey, "REGISTRY_PASSWORD": registryPass},
+		Registry: &protocol.RegistryAuth{Server: "docker.io", Username: "robot", Password: registryPass},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,7 +35,8 @@ type BootedServer struct {
 type Option func(*config)
 
 type config struct {
-	token       string
+	tokens      []string
+	readOnly    []string // tokens that may only GET (tokens.go)
 	limit       int
 	per         time.Duration
 	actionDelay time.Duration
@@ -43,9 +45,9 @@ type config struct {
 	spec        *specCheck
 }
 
-// WithToken makes the fake accept only this API token; by default any
-// non-empty bearer token is accepted.
-func WithToken(token string) Option { return func(c *config) { c.token = token } }
+// WithToken makes the fake accept this API token; given once or more, only
+// those tokens are accepted. By default any non-empty bearer token is.
+func WithToken(token string) Option { return func(c *config) { c.tokens = append(c.tokens, token) } }
 
 // WithRateLimit sets the request budget: limit requests, refilled gradually
 // at limit per period. The default is Hetzner's: 3600 per hour, refilling one
@@ -89,6 +91,7 @@ type Server struct {
 	bucket  bucket
 	total   int
 	byRoute map[string]int
+	byToken map[string]int // token + " " + route key
 }
 
 // New returns a fake that is not yet listening; call Start.
@@ -97,7 +100,7 @@ func New(opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{cfg: cfg, byRoute: map[string]int{}}
+	s := &Server{cfg: cfg, byRoute: map[string]int{}, byToken: map[string]int{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.state = newState()
 	s.faults = newFaults()
@@ -167,6 +170,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, path string, rt *
 	now := s.now()
 	s.total++
 	s.byRoute[routeKey(r.Method, path, rt)]++
+	if token, ok := bearer(r); ok {
+		s.byToken[token+" "+routeKey(r.Method, path, rt)]++
+	}
 	if !s.bucket.take(now) {
 		s.bucket.setHeaders(w.Header(), now)
 		return newError("rate_limit_exceeded", "limit of %d requests per %v exceeded", s.cfg.limit, s.cfg.per)
@@ -180,15 +186,20 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, path string, rt *
 	if !s.authorized(r) {
 		return newError("unauthorized", "unable to authenticate")
 	}
+	if s.readOnlyRefuses(r) {
+		return newError("token_readonly", "the token is only allowed to perform GET requests")
+	}
 	return s.faults.takeStatus(r.Method, path)
 }
 
 func (s *Server) authorized(r *http.Request) bool {
+	token, ok := bearer(r)
+	return ok && (len(s.cfg.tokens) == 0 || slices.Contains(s.cfg.tokens, token) || slices.Contains(s.cfg.readOnly, token))
+}
+
+func bearer(r *http.Request) (string, bool) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(token) == "" {
-		return false
-	}
-	return s.cfg.token == "" || token == s.cfg.token
+	return token, ok && strings.TrimSpace(token) != ""
 }
 
 func routeKey(method, path string, rt *route) string {
@@ -215,12 +226,21 @@ func (s *Server) RequestsBy(method, pathPattern string) int {
 	return s.byRoute[strings.ToUpper(method)+" "+strings.TrimPrefix(pathPattern, apiPrefix)]
 }
 
-// ResetCounters sets Requests and every RequestsBy count back to zero.
+// RequestsWithToken is RequestsBy for the requests that carried token.
+func (s *Server) RequestsWithToken(token, method, pathPattern string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byToken[token+" "+strings.ToUpper(method)+" "+strings.TrimPrefix(pathPattern, apiPrefix)]
+}
+
+// ResetCounters sets Requests and every RequestsBy and RequestsWithToken
+// count back to zero.
 func (s *Server) ResetCounters() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.total = 0
 	s.byRoute = map[string]int{}
+	s.byToken = map[string]int{}
 }
 
 // ActionDelay sets how long actions created from now on stay running.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,12 +20,23 @@ const (
 	DefaultPidsLimit = 4096
 	memoryReserve    = 512 << 20 // left to the supervisor, Docker and the OS
 	minDefaultMemory = 256 << 20
+	cpuReserve       = 250_000_000 // a quarter core left to the supervisor and Docker
 )
 
-// withDefaultLimits fills the limits a spec leaves at zero: pids 4096 and
-// memory = the VM's memory less 512 MiB. CPU stays unlimited (all of the
-// VM's cores) unless the spec sets it.
+// DefaultNanoCPUs is the CPU limit of a spec that sets none: the VM's cores
+// less a quarter core, so a busy agent never starves the supervisor's
+// heartbeats and uploads.
+func DefaultNanoCPUs() int64 {
+	return int64(runtime.NumCPU())*1_000_000_000 - cpuReserve
+}
+
+// withDefaultLimits fills the limits a spec leaves at zero: pids 4096,
+// memory = the VM's memory less 512 MiB, CPU = the VM's cores less a
+// quarter core.
 func withDefaultLimits(l protocol.Limits) protocol.Limits {
+	if l.NanoCPUs == 0 {
+		l.NanoCPUs = DefaultNanoCPUs()
+	}
 	if l.PidsLimit == 0 {
 		l.PidsLimit = DefaultPidsLimit
 	}

@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/authconfig"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
+
+	"github.com/sortie/sortie/pkg/protocol"
 )
 
 // Docker is the Runtime backed by the Docker Engine API. It is safe for
@@ -68,23 +73,61 @@ func (d *Docker) ImageExists(ctx context.Context, ref string) (bool, error) {
 	}
 }
 
-// Pull pulls ref from its registry (anonymously) and returns once the pull
-// has finished, draining the progress stream. An error reported inside the
-// stream, such as an unknown repository, is returned.
-func (d *Docker) Pull(ctx context.Context, ref string) error {
-	resp, err := d.c.ImagePull(ctx, ref, client.ImagePullOptions{})
+// Pull pulls ref from its registry, with auth's credentials when auth is
+// not nil (else anonymously), and returns once the pull has finished,
+// draining the progress stream. An error reported inside the stream, such
+// as an unknown repository, is returned. The error never holds the
+// password.
+func (d *Docker) Pull(ctx context.Context, ref string, auth *protocol.RegistryAuth) error {
+	var opts client.ImagePullOptions
+	if auth != nil {
+		enc, err := authconfig.Encode(registry.AuthConfig{
+			Username: auth.Username, Password: auth.Password.Reveal(), ServerAddress: auth.Server,
+		})
+		if err != nil {
+			return fmt.Errorf("encode registry credentials: %w", err)
+		}
+		opts.RegistryAuth = enc
+	}
+	resp, err := d.c.ImagePull(ctx, ref, opts)
 	if err == nil {
 		err = resp.Wait(ctx)
 		resp.Close()
 	}
+	if err != nil && auth != nil {
+		err = redactError(err, auth.Password)
+	}
 	switch {
 	case err == nil:
 		return nil
+	case registryRefused(err) && auth != nil:
+		return fmt.Errorf("the registry refused access with the credentials of user %q: check the user name, the password or token, and that user's access to the repository: %w", auth.Username, err)
 	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("pull image %q: it does not exist or its registry refused access: %w", ref, err)
+		return fmt.Errorf("it does not exist or its registry refused access: %w", err)
+	case registryRefused(err):
+		return fmt.Errorf("the registry refused access without credentials: give the run registry credentials: %w", err)
 	default:
-		return fmt.Errorf("pull image %q: %w", ref, err)
+		return err
 	}
+}
+
+// registryRefused reports whether a pull failed because the registry
+// refused the credentials, or asked for some. An engine may say so with a
+// typed error; Debian's 20.10 answers HTTP 500 with nothing but a message,
+// so the message is matched too, for the registry's error codes of the
+// distribution API ("unauthorized: ...", "denied: ...") and the engine's
+// words for a pull without credentials.
+func registryRefused(err error) bool {
+	if cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"unauthorized: ", "denied: ", "no basic auth credentials"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Create creates the container without starting it. Besides what cfg asks

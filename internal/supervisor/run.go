@@ -31,9 +31,12 @@ type run struct {
 	inboxWG  sync.WaitGroup
 	keys     protocol.RunKeys
 	secrets  map[string]protocol.Secret
-	mb       *mailbox
-	phases   *phaseTimer
-	result   protocol.Result
+	registry *protocol.RegistryAuth
+	// selfDelete is the delete self-destruct's token and server.
+	selfDelete *protocol.SelfDelete
+	mb         *mailbox
+	phases     *phaseTimer
+	result     protocol.Result
 }
 
 // finalTimeout bounds the last writes (events, result) after the run ends,
@@ -49,6 +52,8 @@ func (r *run) run(ctx context.Context) error {
 		return fmt.Errorf("bootstrap bundle is for run %q, boot file says %q", bundle.RunID, r.boot.RunID)
 	}
 	r.secrets = bundle.Secrets
+	r.registry = bundle.Registry
+	r.selfDelete = bundle.SelfDelete
 	r.keys = protocol.NewRunKeys(bundle.Store.Prefix, r.boot.RunID)
 	switch bundle.Store.Mode {
 	case protocol.AccessPresigned:
@@ -222,7 +227,11 @@ func (r *run) execute(ctx context.Context) error {
 		if !spec.Pull {
 			return fmt.Errorf("image %q is not present on the VM and pulling is off: build or load it first, or allow pulling", spec.Image)
 		}
-		if err := rt.Pull(ctx, spec.Image); err != nil {
+		auth, err := pullAuth(spec.Image, r.registry)
+		if err != nil {
+			return err
+		}
+		if err := rt.Pull(ctx, spec.Image, auth); err != nil {
 			return fmt.Errorf("pull image %q: %w", spec.Image, err)
 		}
 	}

@@ -44,8 +44,9 @@ type ExitStatus struct {
 type Runtime interface {
 	// ImageExists reports whether ref is present locally.
 	ImageExists(ctx context.Context, ref string) (bool, error)
-	// Pull pulls ref from its registry.
-	Pull(ctx context.Context, ref string) error
+	// Pull pulls ref from its registry, with auth's credentials when auth
+	// is not nil, else anonymously. Its error never holds the password.
+	Pull(ctx context.Context, ref string, auth *protocol.RegistryAuth) error
 	// Create creates (does not start) a container and returns its ID.
 	Create(ctx context.Context, cfg ContainerConfig) (string, error)
 	// Attach streams the container's stdout and stderr, demultiplexed, until

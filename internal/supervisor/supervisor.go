@@ -24,9 +24,13 @@ type Config struct {
 	BootPath string
 	// WorkDir holds the run's workspace, inbox and outbox. Default /var/lib/sortie.
 	WorkDir string
-	// SelfDestruct overrides the boot file's mode ("exit" or "poweroff").
-	// The local provider always sets "exit".
+	// SelfDestruct overrides the boot file's mode ("exit", "poweroff" or
+	// "delete").
 	SelfDestruct string
+	// NoPowerOff never powers the machine off: where the mode says power
+	// off, the supervisor just ends. The local provider sets it, its VMs
+	// being processes on the developer's own host.
+	NoPowerOff bool
 	// Runtime runs containers. Default: the Docker engine from the
 	// environment, whose containers are cut off from Metadata before any
 	// starts. A Runtime set here is the caller's to guard (tests set one).
@@ -131,8 +135,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.SelfDestruct != "" {
 		mode = cfg.SelfDestruct
 	}
-	if mode != protocol.SelfDestructExit && mode != protocol.SelfDestructPoweroff {
-		return fmt.Errorf("%w: unknown self-destruct mode %q (want %q or %q)", ErrBoot, mode, protocol.SelfDestructPoweroff, protocol.SelfDestructExit)
+	switch mode {
+	case protocol.SelfDestructExit, protocol.SelfDestructPoweroff, protocol.SelfDestructDelete:
+	default:
+		return fmt.Errorf("%w: unknown self-destruct mode %q (want %q, %q or %q)", ErrBoot, mode,
+			protocol.SelfDestructPoweroff, protocol.SelfDestructDelete, protocol.SelfDestructExit)
 	}
 	// The VM deadline is enforced on the local clock, whatever the store does.
 	dctx, cancel := context.WithDeadline(ctx, boot.Deadline)
@@ -151,14 +158,25 @@ func (r *run) selfDestruct(mode string) {
 	if err := os.RemoveAll(dir); err != nil {
 		r.log.Warn("wipe run directory", "err", err)
 	}
-	switch mode {
-	case protocol.SelfDestructExit:
+	if mode == protocol.SelfDestructExit {
 		r.log.Info("self-destruct: exit")
-	case protocol.SelfDestructPoweroff:
-		r.log.Info("self-destruct: power off")
-		if err := r.cfg.PowerOff(); err != nil {
-			r.log.Error("power off failed; the dead-man's switch and the reaper remain", "err", err)
+		return
+	}
+	if mode == protocol.SelfDestructDelete {
+		err := deleteSelf(context.Background(), r.selfDelete, r.cfg.HTTPClient)
+		if err == nil {
+			r.log.Info("self-destruct: server deleted")
+			return
 		}
+		r.log.Error("self-destruct: deleting the server failed; powering off instead", "err", err)
+	}
+	if r.cfg.NoPowerOff {
+		r.log.Info("self-destruct: power off skipped (--no-power-off)")
+		return
+	}
+	r.log.Info("self-destruct: power off")
+	if err := r.cfg.PowerOff(); err != nil {
+		r.log.Error("power off failed; the dead-man's switch and the reaper remain", "err", err)
 	}
 }
 

@@ -108,7 +108,10 @@ func (n noRuntime) ImageExists(context.Context, string) (bool, error) {
 	n.fail()
 	return false, nil
 }
-func (n noRuntime) Pull(context.Context, string) error { n.fail(); return nil }
+func (n noRuntime) Pull(context.Context, string, *protocol.RegistryAuth) error {
+	n.fail()
+	return nil
+}
 func (n noRuntime) Create(context.Context, supervisor.ContainerConfig) (string, error) {
 	n.fail()
 	return "", nil

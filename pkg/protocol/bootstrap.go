@@ -34,7 +34,25 @@ const (
 	// SelfDestructExit ends the supervisor process; used by the local
 	// provider, whose "VM" is that process.
 	SelfDestructExit = "exit"
+	// SelfDestructDelete deletes the VM's own server through the cloud
+	// API, with a token carried only in the sealed bundle (SelfDelete);
+	// when that fails the VM powers off as in SelfDestructPoweroff.
+	SelfDestructDelete = "delete"
 )
+
+// SelfDelete is what the delete self-destruct mode needs: a provider API
+// and a token that can delete the VM's server.
+type SelfDelete struct {
+	// Provider is the cloud API's kind: "hetzner".
+	Provider string `json:"provider"`
+	// Endpoint is the API's base URL, such as https://api.hetzner.cloud/v1.
+	Endpoint string `json:"endpoint"`
+	// Token is the API token. Hetzner tokens are project-wide: see
+	// docs/security.md.
+	Token Secret `json:"token"`
+	// Server is the name of the VM's own server.
+	Server string `json:"server"`
+}
 
 // Boot is what cloud-init hands the supervisor, written by the user-data to
 // a file on the VM. It carries no long-lived secret: only a presigned URL of
@@ -101,6 +119,17 @@ type StoreAccess struct {
 	Book *URLBook `json:"book,omitempty"`
 }
 
+// RegistryAuth are credentials for a container registry.
+type RegistryAuth struct {
+	// Server is the registry's host, with its port if it has one, exactly
+	// as image references name it: "ghcr.io", "127.0.0.1:5000", and
+	// "docker.io" for Docker Hub.
+	Server   string `json:"server"`
+	Username string `json:"username"`
+	// Password is the password or access token.
+	Password Secret `json:"password"`
+}
+
 // Bootstrap is the sealed bundle's content.
 type Bootstrap struct {
 	V     int         `json:"v"`
@@ -109,6 +138,11 @@ type Bootstrap struct {
 	// Secrets are environment variables for the container that must not
 	// sit in the store in clear: they travel only in this sealed bundle.
 	Secrets map[string]Secret `json:"secrets,omitempty"`
+	// Registry are credentials for pulling the image, which the supervisor
+	// sends only to that registry. Nil: pulls are anonymous.
+	Registry *RegistryAuth `json:"registry,omitempty"`
+	// SelfDelete is set in the delete self-destruct mode.
+	SelfDelete *SelfDelete `json:"self_delete,omitempty"`
 }
 
 // BootstrapKeySize is the size of a bundle key: AES-256.

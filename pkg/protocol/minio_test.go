@@ -29,6 +29,7 @@ func TestRoundTripMinIO(t *testing.T) {
 		"event-message": keys.Event(4), "event-notice": keys.Event(5),
 		"message-follow-up": keys.Inbox(1), "message-cancel": keys.Inbox(2),
 		"message-refill": keys.Inbox(3), "message-refill-sts": keys.Inbox(4),
+		"bootstrap-registry": keys.Root() + "bootstrap-registry.json",
 	}
 	for name, v := range messages() {
 		t.Run(name, func(t *testing.T) {

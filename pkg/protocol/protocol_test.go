@@ -41,6 +41,10 @@ func messages() map[string]any {
 			Mode: "credentials", Endpoint: "https://store.example", Region: "us-east-1", Bucket: "b", Prefix: "p",
 			PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "example-secret", Expires: t0.Add(time.Hour),
 		}},
+		"bootstrap-registry": &protocol.Bootstrap{V: 1, RunID: "01m8ydqp90sbasawf1jke8nmjw", Store: protocol.StoreAccess{
+			Mode: "credentials", Endpoint: "https://store.example", Region: "us-east-1", Bucket: "b", Prefix: "p",
+			PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "example-secret", Expires: t0.Add(time.Hour),
+		}, Registry: &protocol.RegistryAuth{Server: "ghcr.io", Username: "robot", Password: "example-registry-password"}},
 		"hello":             &protocol.Hello{V: 1, RunID: "01m8ydqp90sbasawf1jke8nmjw", SupervisorVersion: "v0.1.0", Hostname: "sortie-01m8", Arch: "amd64", StartedAt: t0, BootMS: 12, Time: t0.Add(12 * time.Millisecond)},
 		"status":            &protocol.Status{V: 1, RunID: "01m8ydqp90sbasawf1jke8nmjw", Phase: "running", LastEvent: 42, InboxNext: 2, Beat: 17, Time: t0},
 		"event-phase":       &protocol.Event{V: 1, Seq: 1, Time: t0, Type: "phase", Phase: &protocol.PhaseTiming{Name: "bootstrap", DurationMS: 12}},
@@ -179,6 +183,10 @@ func TestSecretNeverPrints(t *testing.T) {
 	st := protocol.StoreAccess{SecretAccessKey: s}
 	if got := fmtSprintf("%+v", st); strings.Contains(got, "hunter2") {
 		t.Errorf("secret printed inside a struct: %q", got)
+	}
+	ra := &protocol.RegistryAuth{Server: "ghcr.io", Username: "u", Password: s}
+	if got := fmtSprintf("%+v %#v", ra, ra); strings.Contains(got, "hunter2") {
+		t.Errorf("registry password printed: %q", got)
 	}
 }
 

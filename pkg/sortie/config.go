@@ -29,7 +29,8 @@ func LoadConfig(path string) (Options, error) {
 
 // FromEnv fills the secrets and endpoints of o from the environment, as
 // Hetzner's and AWS's own tools read them: HCLOUD_TOKEN, HCLOUD_ENDPOINT,
-// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY. Values already set win.
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; and SORTIE_HCLOUD_DELETE_TOKEN,
+// the VMs' token of the delete self-destruct mode. Values already set win.
 func (o *Options) FromEnv() {
 	set := func(dst *string, env string) {
 		if *dst == "" {
@@ -40,6 +41,9 @@ func (o *Options) FromEnv() {
 		o.Hetzner.Token = Secret(os.Getenv("HCLOUD_TOKEN"))
 	}
 	set(&o.Hetzner.Endpoint, "HCLOUD_ENDPOINT")
+	if o.Hetzner.DeleteToken == "" {
+		o.Hetzner.DeleteToken = Secret(os.Getenv("SORTIE_HCLOUD_DELETE_TOKEN"))
+	}
 	set(&o.Store.AccessKeyID, "AWS_ACCESS_KEY_ID")
 	if o.Store.SecretAccessKey == "" {
 		o.Store.SecretAccessKey = Secret(os.Getenv("AWS_SECRET_ACCESS_KEY"))

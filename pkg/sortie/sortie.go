@@ -40,6 +40,9 @@ type (
 	Limits = protocol.Limits
 	// Secret is a string that never prints.
 	Secret = protocol.Secret
+	// RegistryAuth are credentials for pulling a run's image
+	// (RunSpec.Registry).
+	RegistryAuth = protocol.RegistryAuth
 )
 
 // StoreOptions name an S3-compatible bucket. With no Bucket, the embedded
@@ -79,6 +82,10 @@ type HetznerOptions struct {
 	Labels        map[string]string `yaml:"labels"`
 	Arch          string            `yaml:"arch"`
 	SSHKeyName    string            `yaml:"ssh_key_name"`
+	// SelfDestruct is "poweroff" (default) or "delete"; DeleteToken is the
+	// VMs' own token for "delete" ($SORTIE_HCLOUD_DELETE_TOKEN).
+	SelfDestruct string `yaml:"self_destruct"`
+	DeleteToken  Secret `yaml:"-"`
 }
 
 // Options configure a Client. Every field has a default.
@@ -199,6 +206,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 			Token: h.Token, Endpoint: h.Endpoint, ServerTypes: h.ServerTypes, Locations: h.Locations,
 			Image: h.Image, InstallDocker: h.InstallDocker, PublicIPv4: h.PublicIPv4, PublicIPv6: h.PublicIPv6,
 			Firewalls: h.Firewalls, Networks: h.Networks, Labels: h.Labels, Arch: h.Arch,
+			SelfDestruct: h.SelfDestruct, DeleteToken: h.DeleteToken,
 			SSHKeyName: h.SSHKeyName, SSHKeyDir: filepath.Join(o.StateDir, "ssh"), Logger: o.Logger,
 		})
 		if err != nil {

@@ -56,6 +56,17 @@ type Config struct {
 	// RetryDelay is the first pause between create attempts; it doubles
 	// up to 8 times its value. Default 1 s.
 	RetryDelay time.Duration
+	// SelfDestruct is how a VM ends itself after its run: "poweroff"
+	// (default: the VM holds no Hetzner token; the coordinator or the
+	// reaper deletes the stopped server) or "delete" (the VM deletes its
+	// own server with DeleteToken, so nothing waits on the coordinator).
+	SelfDestruct string
+	// DeleteToken is the token the VMs use in the delete mode, carried
+	// only in the sealed bootstrap bundle. It must differ from Token:
+	// Hetzner tokens are project-wide, so give the VMs a token of their
+	// own (ideally of a project used for nothing else) that can be
+	// revoked alone. Required in the delete mode.
+	DeleteToken protocol.Secret
 	// DeleteTimeout bounds a delete that waits out "locked". Default 3 min.
 	DeleteTimeout time.Duration
 	// HTTPClient carries the API requests (its Transport is wrapped by the
@@ -117,6 +128,20 @@ func (c *Config) setDefaults() error {
 		if !labelKey.MatchString(k) || !labelValue.MatchString(v) {
 			errs = append(errs, fmt.Errorf("label %q=%q is not a valid Hetzner label", k, v))
 		}
+	}
+	switch c.SelfDestruct {
+	case "":
+		c.SelfDestruct = protocol.SelfDestructPoweroff
+	case protocol.SelfDestructPoweroff:
+	case protocol.SelfDestructDelete:
+		switch {
+		case c.DeleteToken == "":
+			errs = append(errs, errors.New("the delete self-destruct mode needs a token for the VMs: set SORTIE_HCLOUD_DELETE_TOKEN (a separate token, ideally of a dedicated project)"))
+		case c.DeleteToken == c.Token:
+			errs = append(errs, errors.New("the VMs' delete token must not be the coordinator's own token: create a separate token (ideally in a dedicated project) so it can be revoked alone"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("self-destruct mode %q: want %q or %q", c.SelfDestruct, protocol.SelfDestructPoweroff, protocol.SelfDestructDelete))
 	}
 	if c.SSHKeyName == "" {
 		c.SSHKeyName = "sortie"

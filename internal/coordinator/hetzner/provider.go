@@ -47,9 +47,19 @@ func New(cfg Config) (*Provider, error) {
 // Name implements coordinator.Provider.
 func (p *Provider) Name() string { return "hetzner" }
 
-// SelfDestruct implements coordinator.Provider: the VM powers itself off
-// (it holds no Hetzner token); the coordinator or the reaper deletes it.
-func (p *Provider) SelfDestruct() string { return protocol.SelfDestructPoweroff }
+// SelfDestruct implements coordinator.Provider: by default the VM powers
+// itself off (it holds no Hetzner token) and the coordinator or the reaper
+// deletes it; in the delete mode it deletes its own server.
+func (p *Provider) SelfDestruct() string { return p.cfg.SelfDestruct }
+
+// SelfDelete implements coordinator.SelfDeleter: in the delete mode, the
+// token and server the VM named name needs to delete itself.
+func (p *Provider) SelfDelete(name string) *protocol.SelfDelete {
+	if p.cfg.SelfDestruct != protocol.SelfDestructDelete {
+		return nil
+	}
+	return &protocol.SelfDelete{Provider: "hetzner", Endpoint: p.cfg.Endpoint, Token: p.cfg.DeleteToken, Server: name}
+}
 
 // Arch is the CPU architecture of the provider's servers.
 func (p *Provider) Arch() string { return p.cfg.Arch }

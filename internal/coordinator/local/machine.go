@@ -87,9 +87,11 @@ func Boot(ctx context.Context, dir string, userData []byte, o BootOptions) (m *M
 		return nil, err
 	}
 	// A local VM is a process on the developer's own host: its supervisor
-	// must not touch the host's firewall (the metadata guard is off).
+	// must not touch the host's firewall (the metadata guard is off) nor
+	// power the host off. The boot file's self-destruct mode holds
+	// otherwise, so a delete mode still calls the (fake) cloud API.
 	cmd := exec.Command(bin, "run", "--boot", bootPath, "--work-dir", filepath.Join(dir, "work"),
-		"--self-destruct", protocol.SelfDestructExit, "--metadata", "off")
+		"--no-power-off", "--metadata", "off")
 	env := vmEnv(o.Env)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
