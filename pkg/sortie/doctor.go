@@ -89,7 +89,7 @@ func Doctor(ctx context.Context, o Options) []Check {
 	d.hetzner(ctx)
 	d.docker(ctx)
 	d.supervisor()
-	return redact(d.checks, string(o.Hetzner.Token), o.Store.AccessKeyID, string(o.Store.SecretAccessKey))
+	return redact(d.checks, string(o.Hetzner.Token), string(o.Hetzner.DeleteToken), o.Store.AccessKeyID, string(o.Store.SecretAccessKey))
 }
 
 type doctor struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/sortie/sortie/internal/coordinator/hetzner"
+	"github.com/sortie/sortie/pkg/protocol"
 )
 
 // hetzner checks the Hetzner token and catalog when the provider is
@@ -36,11 +37,13 @@ func (d *doctor) hetzner(ctx context.Context) {
 		return
 	}
 	h := o.Hetzner
-	// The settings that decide what the API is asked; Open passes the
-	// rest (self-destruct, SSH key, addresses), which need no API check.
+	// The settings that decide what the API is asked, and the
+	// self-destruct mode with its token; Open passes the rest (SSH key,
+	// addresses), which need no API check.
 	p, err := hetzner.New(hetzner.Config{
 		Token: h.Token, Endpoint: h.Endpoint, ServerTypes: h.ServerTypes, Locations: h.Locations,
 		Image: h.Image, Firewalls: h.Firewalls, Networks: h.Networks, Labels: h.Labels, Arch: h.Arch,
+		SelfDestruct: h.SelfDestruct, DeleteToken: h.DeleteToken,
 	})
 	if err != nil {
 		add("hetzner config", StatusFail, "%v", err)
@@ -69,6 +72,7 @@ func (d *doctor) hetzner(ctx context.Context) {
 	default:
 		add("hetzner write", StatusOK, "HCLOUD_TOKEN may write, so it can create servers (an invalid request was refused by validation, not for lack of permission; nothing was created)")
 	}
+	d.selfDestruct(hctx, add, where)
 	probs, err := p.CheckCatalog(hctx)
 	if err != nil {
 		add("hetzner catalog", StatusWarn, "could not look up the server types, locations and image: %v", rootCause(err))
@@ -89,6 +93,38 @@ func (d *doctor) hetzner(ctx context.Context) {
 		texts = append(texts, pr.Text)
 	}
 	add("hetzner catalog", st, "%s: fix --server-type, --location or --server-image (or the hetzner section of the config file)", strings.Join(texts, "; "))
+}
+
+// selfDestruct says how the VMs end themselves and, in the delete mode,
+// checks the VMs' own token: accepted, and allowed to write (delete).
+func (d *doctor) selfDestruct(ctx context.Context, add func(string, Status, string, ...any), where string) {
+	h := d.o.Hetzner
+	if h.SelfDestruct != protocol.SelfDestructDelete {
+		add("self-destruct", StatusOK, "poweroff (the default): VMs hold no Hetzner token; they power off and this coordinator or the reaper deletes them, so run `coordinator reap` from cron if no coordinator stays up")
+		return
+	}
+	add("self-destruct", StatusWarn, "delete: every VM holds SORTIE_HCLOUD_DELETE_TOKEN, which is project-wide (it can delete or create any server of the project); use it only in a Hetzner project dedicated to Sortie (docs/security.md)")
+	p, err := hetzner.New(hetzner.Config{Token: h.DeleteToken, Endpoint: h.Endpoint})
+	if err != nil {
+		add("delete token", StatusFail, "%v", err)
+		return
+	}
+	switch err := p.CheckToken(ctx); {
+	case errors.Is(err, hetzner.ErrTokenUnknown):
+		add("delete token", StatusFail, "%s does not accept SORTIE_HCLOUD_DELETE_TOKEN (unauthorized): VMs could not delete themselves and would fall back to powering off; check the token", where)
+		return
+	case err != nil:
+		add("delete token", StatusFail, "cannot ask %s with SORTIE_HCLOUD_DELETE_TOKEN: %v", where, rootCause(err))
+		return
+	}
+	switch err := p.CheckWrite(ctx); {
+	case errors.Is(err, hetzner.ErrTokenReadOnly):
+		add("delete token", StatusFail, "SORTIE_HCLOUD_DELETE_TOKEN is read-only, so VMs cannot delete their servers: generate a Read & Write token for it")
+	case err != nil:
+		add("delete token", StatusWarn, "SORTIE_HCLOUD_DELETE_TOKEN is accepted; could not tell whether it may delete: %v", rootCause(err))
+	default:
+		add("delete token", StatusOK, "SORTIE_HCLOUD_DELETE_TOKEN is accepted and may write, so VMs can delete their own servers")
+	}
 }
 
 // docker checks that a Docker engine answers, for the local provider,

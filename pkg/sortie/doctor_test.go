@@ -177,7 +177,8 @@ func TestDoctorClock(t *testing.T) {
 // refused; with the local provider the token's failures are warnings.
 // The token is never printed.
 func TestDoctorHetzner(t *testing.T) {
-	fake := hcloudfake.New(hcloudfake.WithToken("rw-doctor-token"), hcloudfake.WithReadOnlyToken("ro-doctor-token"), hcloudfake.WithSpecValidation(t, ""))
+	fake := hcloudfake.New(hcloudfake.WithToken("rw-doctor-token"), hcloudfake.WithReadOnlyToken("ro-doctor-token"),
+		hcloudfake.WithToken("vm-delete-doctor-token"), hcloudfake.WithReadOnlyToken("ro-delete-doctor-token"), hcloudfake.WithSpecValidation(t, ""))
 	fake.Start()
 	t.Cleanup(fake.Close)
 	tests := []struct {
@@ -186,7 +187,16 @@ func TestDoctorHetzner(t *testing.T) {
 		want                  map[string]sortie.Status
 	}{
 		{"read-write", "rw-doctor-token", "", sortie.HetznerOptions{}, map[string]sortie.Status{
-			"provider": sortie.StatusOK, "hetzner token": sortie.StatusOK, "hetzner write": sortie.StatusOK, "hetzner catalog": sortie.StatusOK}},
+			"provider": sortie.StatusOK, "hetzner token": sortie.StatusOK, "hetzner write": sortie.StatusOK, "hetzner catalog": sortie.StatusOK,
+			"self-destruct": sortie.StatusOK}},
+		{"delete mode", "rw-doctor-token", "", sortie.HetznerOptions{SelfDestruct: "delete", DeleteToken: "vm-delete-doctor-token"}, map[string]sortie.Status{
+			"hetzner write": sortie.StatusOK, "self-destruct": sortie.StatusWarn, "delete token": sortie.StatusOK}},
+		{"delete mode, read-only delete token", "rw-doctor-token", "", sortie.HetznerOptions{SelfDestruct: "delete", DeleteToken: "ro-delete-doctor-token"}, map[string]sortie.Status{
+			"self-destruct": sortie.StatusWarn, "delete token": sortie.StatusFail}},
+		{"delete mode, unknown delete token", "rw-doctor-token", "", sortie.HetznerOptions{SelfDestruct: "delete", DeleteToken: "no-such-delete-token"}, map[string]sortie.Status{
+			"delete token": sortie.StatusFail}},
+		{"delete mode, coordinator's token", "rw-doctor-token", "", sortie.HetznerOptions{SelfDestruct: "delete", DeleteToken: "rw-doctor-token"}, map[string]sortie.Status{
+			"hetzner config": sortie.StatusFail}},
 		{"read-only", "ro-doctor-token", "", sortie.HetznerOptions{}, map[string]sortie.Status{
 			"hetzner token": sortie.StatusOK, "hetzner write": sortie.StatusFail, "hetzner catalog": sortie.StatusOK}},
 		{"unknown", "no-such-doctor-token", "", sortie.HetznerOptions{}, map[string]sortie.Status{"hetzner token": sortie.StatusFail}},
@@ -204,6 +214,9 @@ func TestDoctorHetzner(t *testing.T) {
 				want(t, checks, name, st)
 			}
 			noSecrets(t, checks, tt.token)
+			if h.DeleteToken != "" {
+				noSecrets(t, checks, h.DeleteToken.Reveal())
+			}
 		})
 	}
 	want(t, sortie.Doctor(doctorCtx(t), sortie.Options{StateDir: t.TempDir(),
