@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sortie/sortie/internal/cloudinit"
 	"github.com/sortie/sortie/internal/coordinator"
 	"github.com/sortie/sortie/internal/coordinator/hetzner"
 	"github.com/sortie/sortie/internal/coordinator/local"
+	"github.com/sortie/sortie/internal/store"
 	"github.com/sortie/sortie/pkg/protocol"
 )
 
@@ -146,5 +150,36 @@ func TestUserDataHoldsNoSecret(t *testing.T) {
 	}
 	if found := leaks(servers[0].UserData, ps); len(found) > 0 {
 		t.Errorf("user-data holds secret pieces %q:\n%s", found, servers[0].UserData)
+	}
+}
+
+// TestBundleIsOneTime: the bundle that the user-data points to opens the
+// run once. After the hello the host has deleted it: fetching it again
+// with the very URL and key from the user-data (what anyone who reads the
+// user-data holds) fails.
+func TestBundleIsOneTime(t *testing.T) {
+	h := newHetznerHarness(t, true, hetzner.Config{})
+	run, err := h.c.Start(context.Background(), coordinator.RunSpec{
+		Image: h.image, Command: []string{"-exit", "0"}, Timeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := h.fake.Servers()
+	if len(servers) != 1 {
+		t.Fatalf("servers = %+v, want one", servers)
+	}
+	params, err := cloudinit.Parse([]byte(servers[0].UserData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res := collect(t, run, nil)
+	if !res.Succeeded() {
+		t.Fatalf("result = %+v, want success: the first fetch must work", res)
+	}
+	_, err = store.HTTPGet(context.Background(), params.Boot.BootstrapURL)
+	var he *store.HTTPError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusNotFound {
+		t.Errorf("second fetch of the bundle = %v, want 404 (deleted after the hello)", err)
 	}
 }
