@@ -154,3 +154,36 @@ func TestCancel(t *testing.T) {
 	}
 	h.assertNothingLeft(t, run.ID)
 }
+
+// TestCancelDuringPull: a cancel reaches the supervisor while it still
+// pulls the image (from a registry on loopback that never answers): the
+// pull stops, no container is made, and the result says cancelled.
+func TestCancelDuringPull(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	slow := stallingServer(t, 5*time.Minute)
+	run, err := h.c.Start(ctx, coordinator.RunSpec{
+		Image: slow + "/sortie/never:1", Pull: true, Timeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cancelledAt time.Time
+	_, res := collect(t, run, func(ev coordinator.Event) {
+		if ev.Type == protocol.EventPhase && ev.Phase.Name == protocol.PhaseSpec {
+			// The spec phase ends as the image step begins.
+			cancelledAt = time.Now()
+			if err := run.Cancel(ctx); err != nil {
+				t.Errorf("cancel: %v", err)
+			}
+		}
+	})
+	if !res.Cancelled || res.ExitCode != -1 || res.Error != "" {
+		t.Errorf("result = %+v, want cancelled before any container ran", res)
+	}
+	if cancelledAt.IsZero() {
+		t.Fatal("no spec phase event: the cancel was never sent")
+	}
+	t.Logf("result %s after the cancel", time.Since(cancelledAt).Round(time.Millisecond))
+	h.assertNothingLeft(t, run.ID)
+}

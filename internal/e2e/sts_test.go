@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,4 +106,73 @@ func TestSTSRenewalsAndScope(t *testing.T) {
 
 func isDenied(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "AccessDenied")
+}
+
+// TestSTSRenewedDuringPull: the supervisor reads renewals from the start of
+// the image step, so access that expires during a long pull (here a
+// registry on loopback that holds every connection for 10 s and then drops
+// it) is renewed, and the pull's failure still reaches the host as a
+// result, written with renewed credentials.
+func TestSTSRenewedDuringPull(t *testing.T) {
+	const ttl = 6 * time.Second
+	h := newHarness(t, func(c *coordinator.Config, _ *local.Provider) {
+		c.Access = coordinator.AccessSTS
+		c.STS = &store.STSIssuer{Store: store.FromAccess(c.VMAccess)}
+		c.AccessTTL = ttl
+	})
+	slow := stallingServer(t, 10*time.Second)
+	run, err := h.c.Start(context.Background(), coordinator.RunSpec{
+		Image: slow + "/sortie/never:1", Pull: true, Timeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	_, res := collect(t, run, nil)
+	if !strings.Contains(res.Error, "pull image") {
+		t.Fatalf("result = %+v, want the pull's failure", res)
+	}
+	if took := time.Since(started); took < 2*ttl {
+		t.Fatalf("the pull failed after %s, before the first credentials expired: the test proves nothing", took)
+	}
+	if n := countRenewals(t, h, run.ID); n < 2 {
+		t.Errorf("%d renewals during a pull of several windows, want at least 2", n)
+	}
+}
+
+// stallingServer accepts connections on loopback, holds each for hold
+// without a byte, then drops it. It returns its host:port.
+func stallingServer(t *testing.T, hold time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			time.AfterFunc(hold, func() { c.Close() })
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func countRenewals(t *testing.T, h *harness, runID string) int {
+	keys := protocol.NewRunKeys("e2e", runID)
+	n := 0
+	for seq := int64(1); seq < 100; seq++ {
+		var m protocol.Message
+		if err := protocol.GetJSON(context.Background(), h.store, keys.Inbox(seq), &m); errors.Is(err, protocol.ErrNotFound) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == protocol.MessageRefill && m.Credentials != nil {
+			n++
+		}
+	}
+	return n
 }

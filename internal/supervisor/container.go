@@ -75,7 +75,7 @@ const deadlineGrace = 5 * time.Second
 // runContainer creates, starts and watches the agent container until it
 // exits, times out, is cancelled or the VM deadline passes; then drains logs
 // and outbox and removes the container.
-func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec, d *runDirs) error {
+func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec, d *runDirs, cancelled <-chan struct{}) error {
 	final := context.WithoutCancel(ctx)
 	mounts := []Mount{
 		{Source: d.workspace, Target: ctrWorkspace},
@@ -137,11 +137,6 @@ func (r *run) runContainer(ctx context.Context, rt Runtime, spec *protocol.Spec,
 	// Loops that live while the container runs.
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	cancelled := make(chan struct{})
-	in := &inbox{dir: d.inbox, store: r.store, keys: r.keys, mb: r.mb, log: r.log, next: 1, access: r.access,
-		cancel: once(func() { close(cancelled) })}
-	r.inboxWG.Add(1)
-	go func() { defer r.inboxWG.Done(); in.poll(r.inboxCtx, r.cfg.InboxPoll) }()
 	for _, f := range []func(){
 		func() { ob.watch(loopCtx, r.cfg.OutboxRescan) },
 		func() { flushEvery(loopCtx, r.cfg.LogFlush, stdout, stderr) },

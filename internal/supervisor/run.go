@@ -218,24 +218,74 @@ func (r *run) execute(ctx context.Context) error {
 		return err
 	}
 
+	// The inbox is read from here on, not only once the container runs:
+	// renewed store access must reach the supervisor during a long pull,
+	// and a cancel must stop the pull.
+	cancelled := make(chan struct{})
+	r.startInbox(dirs.inbox, cancelled)
+	pctx, stopPull := context.WithCancel(ctx)
+	defer stopPull()
+	go func() {
+		select {
+		case <-cancelled:
+			stopPull()
+		case <-pctx.Done():
+		}
+	}()
 	r.phases.begin(protocol.PhaseImage)
+	if err := r.ensureImage(pctx, rt, &spec); err != nil {
+		if isClosed(cancelled) {
+			r.result.Cancelled = true
+			return nil
+		}
+		return err
+	}
+	if isClosed(cancelled) {
+		r.result.Cancelled = true
+		return nil
+	}
+	return r.runContainer(ctx, rt, &spec, dirs, cancelled)
+}
+
+// ensureImage makes sure the spec's image is on the VM, pulling it when the
+// spec allows.
+func (r *run) ensureImage(ctx context.Context, rt Runtime, spec *protocol.Spec) error {
 	ok, err := rt.ImageExists(ctx, spec.Image)
 	if err != nil {
 		return fmt.Errorf("look up image %q: %w", spec.Image, err)
 	}
-	if !ok {
-		if !spec.Pull {
-			return fmt.Errorf("image %q is not present on the VM and pulling is off: build or load it first, or allow pulling", spec.Image)
-		}
-		auth, err := pullAuth(spec.Image, r.registry)
-		if err != nil {
-			return err
-		}
-		if err := rt.Pull(ctx, spec.Image, auth); err != nil {
-			return fmt.Errorf("pull image %q: %w", spec.Image, err)
-		}
+	if ok {
+		return nil
 	}
-	return r.runContainer(ctx, rt, &spec, dirs)
+	if !spec.Pull {
+		return fmt.Errorf("image %q is not present on the VM and pulling is off: build or load it first, or allow pulling", spec.Image)
+	}
+	auth, err := pullAuth(spec.Image, r.registry)
+	if err != nil {
+		return err
+	}
+	if err := rt.Pull(ctx, spec.Image, auth); err != nil {
+		return fmt.Errorf("pull image %q: %w", spec.Image, err)
+	}
+	return nil
+}
+
+// startInbox starts reading the host's messages into dir until the result
+// is written; a cancel closes cancelled.
+func (r *run) startInbox(dir string, cancelled chan struct{}) {
+	in := &inbox{dir: dir, store: r.store, keys: r.keys, mb: r.mb, log: r.log, next: 1, access: r.access,
+		cancel: once(func() { close(cancelled) })}
+	r.inboxWG.Add(1)
+	go func() { defer r.inboxWG.Done(); in.poll(r.inboxCtx, r.cfg.InboxPoll) }()
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func checkSpec(s *protocol.Spec, runID string) error {
