@@ -184,3 +184,22 @@ func TestDoctorCommandBadConfig(t *testing.T) {
 	}
 	wantLines(t, out, `FAIL\s+config\s+config .*provder`)
 }
+
+// TestRunStoreFailurePointsToDoctor: a run that the store refuses (here:
+// a bucket that does not exist) exits 125 and points to `coordinator
+// doctor`, which says what is wrong; the secret never shows.
+func TestRunStoreFailurePointsToDoctor(t *testing.T) {
+	clearSortieEnv(t)
+	cfg := testenv.MinIO(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", cfg.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", cfg.SecretAccessKey.Reveal())
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"run", "--state-dir", t.TempDir(), "--bucket", "no-such-bucket-" + strings.ToLower(t.Name()[:8]),
+		"--endpoint", cfg.Endpoint, "--path-style", "--supervisor", testenv.SupervisorBinary(t), "--outbox", t.TempDir(), "--image", "x"}, &out, &errb, "test")
+	if code != ExitSortie || !strings.Contains(errb.String(), "coordinator doctor") {
+		t.Errorf("exit %d, stderr:\n%s\nwant %d and a pointer to coordinator doctor", code, errb.String(), ExitSortie)
+	}
+	if strings.Contains(out.String()+errb.String(), cfg.SecretAccessKey.Reveal()) {
+		t.Error("the secret key was printed")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sortie/sortie/internal/coordinator"
+	"github.com/sortie/sortie/internal/store"
 	"github.com/sortie/sortie/pkg/protocol"
 	"github.com/sortie/sortie/pkg/sortie"
 )
@@ -201,6 +202,9 @@ func runRun(ctx context.Context, g *globals, f *runFlags, args []string) error {
 	outRoot := f.outbox
 	run, err := startWithOutbox(ctx, cl, spec, outRoot)
 	if err != nil {
+		if store.Classify(err) != store.ProblemOther {
+			err = fmt.Errorf("%w\n(the store refused or could not be reached: `coordinator doctor` says why in plain words)", err)
+		}
 		return &ExitError{Code: ExitSortie, Err: err}
 	}
 	p := newPrinter(g.stdout, g.stderr, f.jsonOut, run.ID)

@@ -34,7 +34,7 @@ type VMState struct {
 func (c *Coordinator) ListVMs(ctx context.Context, now time.Time) ([]VMState, error) {
 	lister, ok := c.cfg.Provider.(Lister)
 	if !ok {
-		return nil, fmt.Errorf("the %s provider cannot list its VMs", c.cfg.Provider.Name())
+		return nil, fmt.Errorf("the %s provider cannot list its VMs: they end with the coordinator that started them, and the next coordinator on the same state directory removes what a killed one left (ls and reap are for cloud providers: use --provider hetzner)", c.cfg.Provider.Name())
 	}
 	vms, err := lister.List(ctx, c.cfg.OwnerID)
 	if err != nil {

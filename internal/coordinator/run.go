@@ -223,7 +223,7 @@ func (r *Run) finish(res *protocol.Result, err error) {
 	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if derr := r.c.cfg.Provider.Delete(dctx, r.vm); derr != nil {
-		r.log.Error("delete VM; the reaper will retry", "vm", r.vm.Name, "err", derr)
+		r.log.Error("delete VM; the reaper (or, for local VMs, the next start) will retry", "vm", r.vm.Name, "err", derr)
 		err = errors.Join(err, fmt.Errorf("delete VM %s: %w", r.vm.Name, derr))
 	}
 	// The bundle is worthless after the hello, but never leave it around.

@@ -16,8 +16,9 @@ import (
 
 // TestLocalRecover: when a coordinator dies and its local VM dies with it,
 // leaving the container running, the next coordinator on the same state
-// directory removes the container and the VM's directory; a live VM of
-// another coordinator is left alone.
+// directory removes the container and the VM's directory, even when the
+// VM's own supervisor binary is broken; a live VM of another coordinator
+// is left alone.
 func TestLocalRecover(t *testing.T) {
 	h := newHarness(t)
 	run, err := h.c.Start(context.Background(), coordinator.RunSpec{Image: h.image, Command: []string{"-sleep", "forever"}, Timeout: time.Minute})
@@ -38,6 +39,11 @@ func TestLocalRecover(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for h.prov.PID(coordinator.VMName(run.ID)) != 0 && len(h.prov.Running()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
+	}
+	// A broken binary cannot sweep: the coordinator must do it itself
+	// rather than keep the directory forever.
+	if err := os.WriteFile(filepath.Join(dir, "vm-supervisor"), []byte("not a program"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	// A second local VM, alive, in the same directory.
 	other := filepath.Join(h.prov.Dir, "sortie-other")

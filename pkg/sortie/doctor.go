@@ -82,6 +82,9 @@ func Doctor(ctx context.Context, o Options) []Check {
 		o.Access = protocol.AccessPresigned
 	}
 	d := &doctor{o: o}
+	if err := o.validate(); err != nil {
+		d.add("settings", StatusFail, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	d.mode()
 	s3 := d.store(ctx)
 	d.clock(ctx, s3)

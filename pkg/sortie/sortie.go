@@ -159,6 +159,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	if o.OwnerID == "" {
 		o.OwnerID = DefaultOwnerID()
 	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	cl := &Client{}
 	fail := func(err error) (*Client, error) {
 		_ = cl.Close()
@@ -213,8 +216,6 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 			return fail(err)
 		}
 		prov, arch, installDocker = hp, hp.Arch(), hp.InstallDocker()
-	default:
-		return fail(fmt.Errorf("unknown provider %q: use \"local\" or \"hetzner\"", o.Provider))
 	}
 	if o.SupervisorPath == "" {
 		o.SupervisorPath = os.Getenv("SORTIE_SUPERVISOR")
@@ -251,6 +252,42 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		cl.closers = append(cl.closers, func() error { stop(); <-done; return nil })
 	}
 	return cl, nil
+}
+
+// validate reports the settings no provider may run with, all at once,
+// before anything starts.
+func (o *Options) validate() error {
+	var errs []error
+	switch o.Provider {
+	case "local", "hetzner":
+	default:
+		errs = append(errs, fmt.Errorf("unknown provider %q: use \"local\" or \"hetzner\"", o.Provider))
+	}
+	switch o.Access {
+	case "", protocol.AccessPresigned, protocol.AccessSTS, protocol.AccessCredentials:
+	default:
+		errs = append(errs, fmt.Errorf("unknown store access mode %q: use presigned, sts or credentials", o.Access))
+	}
+	switch o.Hetzner.SelfDestruct {
+	case "", protocol.SelfDestructPoweroff, protocol.SelfDestructDelete:
+	default:
+		errs = append(errs, fmt.Errorf("unknown self-destruct mode %q: use poweroff or delete", o.Hetzner.SelfDestruct))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"access_ttl", o.AccessTTL}, {"boot_timeout", o.BootTimeout}, {"poll_min", o.PollMin}, {"poll_max", o.PollMax}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %s (leave it out for the default)", d.name, d.v))
+		}
+	}
+	if o.AccessTTL > 0 && o.AccessTTL < 2*time.Second {
+		errs = append(errs, fmt.Errorf("access_ttl %s is too short to renew at half-life: use at least 2s (default 15m)", o.AccessTTL))
+	}
+	if o.AccessTTL > store.MaxPresignTTL {
+		errs = append(errs, fmt.Errorf("access_ttl %s is longer than presigned URLs can live (%s)", o.AccessTTL, store.MaxPresignTTL))
+	}
+	return errors.Join(errs...)
 }
 
 // defaultSupervisor finds the vm-supervisor for arch beside the running

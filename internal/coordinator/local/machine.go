@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sortie/sortie/internal/cloudinit"
+	"github.com/sortie/sortie/internal/supervisor"
 	"github.com/sortie/sortie/pkg/protocol"
 )
 
@@ -241,10 +243,8 @@ func Recover(ctx context.Context, dir string, extraEnv []string) error {
 		}
 		var boot protocol.Boot
 		if b, err := os.ReadFile(filepath.Join(d, "boot.json")); err == nil && json.Unmarshal(b, &boot) == nil && boot.RunID != "" {
-			cmd := exec.CommandContext(ctx, filepath.Join(d, "vm-supervisor"), "sweep", "--run", boot.RunID)
-			cmd.Env = vmEnv(extraEnv)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("sweep containers of dead local VM %s: %v: %s", e.Name(), err, out))
+			if err := sweep(ctx, d, boot.RunID, vmEnv(extraEnv)); err != nil {
+				errs = append(errs, fmt.Errorf("sweep containers of dead local VM %s: %w", e.Name(), err))
 				continue
 			}
 		}
@@ -280,11 +280,8 @@ func (m *Machine) Destroy(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("local VM in %s did not exit: %w", m.Dir, ctx.Err())
 	}
-	// The supervisor binary sweeps the containers of its run.
-	cmd := exec.CommandContext(ctx, filepath.Join(m.Dir, "vm-supervisor"), "sweep", "--run", m.RunID)
-	cmd.Env = m.env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("remove containers of local VM in %s: %v: %s", m.Dir, err, out)
+	if err := sweep(ctx, m.Dir, m.RunID, m.env); err != nil {
+		return fmt.Errorf("remove containers of local VM in %s: %w", m.Dir, err)
 	}
 	if m.keepLogs != "" {
 		if b, err := os.ReadFile(filepath.Join(m.Dir, "supervisor.log")); err == nil {
@@ -294,6 +291,23 @@ func (m *Machine) Destroy(ctx context.Context) error {
 	}
 	if err := os.RemoveAll(m.Dir); err != nil {
 		return fmt.Errorf("remove local VM directory: %w", err)
+	}
+	return nil
+}
+
+// sweep removes the containers of a local VM's run. The VM's own supervisor
+// binary does it, in the VM's environment; when that binary cannot (it is
+// missing, or not a vm-supervisor at all), this process does it, so a
+// broken VM directory is still cleaned up rather than retried forever.
+func sweep(ctx context.Context, dir, runID string, env []string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "vm-supervisor"), "sweep", "--run", runID)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	if ferr := supervisor.Sweep(ctx, runID); ferr != nil {
+		return fmt.Errorf("the VM's supervisor: %v: %s; this process: %w", err, bytes.TrimSpace(out), ferr)
 	}
 	return nil
 }

@@ -1,0 +1,28 @@
+package sortie_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sortie/sortie/pkg/sortie"
+)
+
+// TestOpenRefusesBadOptions: settings no provider can run with are refused
+// before anything starts, all named in one error.
+func TestOpenRefusesBadOptions(t *testing.T) {
+	_, err := sortie.Open(context.Background(), sortie.Options{
+		StateDir: t.TempDir(), Provider: "bogus", Access: "telepathy", AccessTTL: -5 * time.Minute, BootTimeout: -time.Second,
+		Hetzner: sortie.HetznerOptions{SelfDestruct: "explode"},
+	})
+	for _, want := range []string{`unknown provider "bogus"`, `unknown store access mode "telepathy"`, `unknown self-destruct mode "explode"`,
+		"access_ttl must not be negative", "boot_timeout must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to say %q", err, want)
+		}
+	}
+	if _, err := sortie.Open(context.Background(), sortie.Options{StateDir: t.TempDir(), AccessTTL: time.Second}); err == nil || !strings.Contains(err.Error(), "too short") {
+		t.Errorf("a 1 s access_ttl: err = %v, want too short", err)
+	}
+}
