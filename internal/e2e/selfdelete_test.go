@@ -20,18 +20,7 @@ const deleteToken = "vm-delete-token-not-a-secret"
 func TestHetznerSelfDeleteMode(t *testing.T) {
 	h := newHetznerHarness(t, true, hetzner.Config{SelfDestruct: protocol.SelfDestructDelete, DeleteToken: deleteToken},
 		hcloudfake.WithToken(deleteToken))
-	run, err := h.c.Start(context.Background(), coordinator.RunSpec{
-		Image: h.image, Command: []string{"-log-bytes", "100", "-exit", "0"}, Timeout: time.Minute,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, res := collect(t, run, nil)
-	if !res.Succeeded() {
-		t.Fatalf("result = %+v, want success", res)
-	}
-	<-run.Done()
-	h.assertNoServers(t)
+	h.runToEnd(t)
 	waitFor(t, "the VM's own delete", func() bool { return h.fake.RequestsWithToken(deleteToken, "DELETE", "/servers/{id}") == 1 })
 	for _, r := range [][2]string{{"POST", "/servers"}, {"GET", "/ssh_keys"}, {"POST", "/ssh_keys"}} {
 		if n := h.fake.RequestsWithToken(deleteToken, r[0], r[1]); n != 0 {
@@ -46,6 +35,17 @@ func TestHetznerSelfDeleteMode(t *testing.T) {
 func TestHetznerSelfDeleteFallsBack(t *testing.T) {
 	const refused = "revoked-delete-token"
 	h := newHetznerHarness(t, true, hetzner.Config{SelfDestruct: protocol.SelfDestructDelete, DeleteToken: refused})
+	h.runToEnd(t)
+	waitFor(t, "the VM's delete attempt", func() bool { return h.fake.RequestsWithToken(refused, "GET", "/servers") >= 1 })
+	if n := h.fake.RequestsWithToken(fakeToken, "DELETE", "/servers/{id}"); n != 1 {
+		t.Errorf("coordinator deletes = %d, want 1", n)
+	}
+}
+
+// runToEnd runs an agent that exits 0 and waits until the run is over and
+// no server is left.
+func (h *hzHarness) runToEnd(t *testing.T) {
+	t.Helper()
 	run, err := h.c.Start(context.Background(), coordinator.RunSpec{
 		Image: h.image, Command: []string{"-exit", "0"}, Timeout: time.Minute,
 	})
@@ -58,10 +58,6 @@ func TestHetznerSelfDeleteFallsBack(t *testing.T) {
 	}
 	<-run.Done()
 	h.assertNoServers(t)
-	waitFor(t, "the VM's delete attempt", func() bool { return h.fake.RequestsWithToken(refused, "GET", "/servers") >= 1 })
-	if n := h.fake.RequestsWithToken(fakeToken, "DELETE", "/servers/{id}"); n != 1 {
-		t.Errorf("coordinator deletes = %d, want 1", n)
-	}
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

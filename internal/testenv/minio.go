@@ -229,7 +229,7 @@ func startMinIOOnce(bin string) (*MinIOServer, error) {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 
-	if err := waitReady(addr, exited, 60*time.Second); err != nil {
+	if err := waitHTTP("http://"+addr+"/minio/health/ready", http.StatusOK, exited, 60*time.Second); err != nil {
 		log, _ := os.ReadFile(logPath)
 		_ = pw.Close() // stops MinIO and removes root
 		<-exited
@@ -244,14 +244,16 @@ func startMinIOOnce(bin string) (*MinIOServer, error) {
 	}, nil
 }
 
-func waitReady(addr string, exited <-chan struct{}, timeout time.Duration) error {
+// waitHTTP waits until url answers with status (a server's sign that it
+// serves), the server has exited, or timeout has passed.
+func waitHTTP(url string, status int, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		resp, err := client.Get("http://" + addr + "/minio/health/ready")
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == status {
 				return nil
 			}
 		}

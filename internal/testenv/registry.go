@@ -129,37 +129,13 @@ func startRegistryOnce(t testing.TB, bin, dir, htpasswd string) (string, error) 
 		_ = cmd.Process.Kill()
 		<-exited
 	}
-	if err := registryReady(host, exited, 30*time.Second); err != nil {
+	if err := waitHTTP("http://"+host+"/v2/", http.StatusUnauthorized, exited, 30*time.Second); err != nil {
 		stop()
 		log, _ := os.ReadFile(logf.Name())
 		return "", fmt.Errorf("registry on %s: %w; its output:\n%s", host, err, tail(string(log), 2000))
 	}
 	t.Cleanup(stop)
 	return host, nil
-}
-
-// registryReady waits until the registry answers its API root, which asks
-// for credentials (401) once it serves.
-func registryReady(host string, exited <-chan struct{}, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	c := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := c.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			return errors.New("exited before it was ready")
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %s", timeout)
-		}
-	}
 }
 
 // Push tags the local image as <host>/<repo>:<a tag unique to this call>,

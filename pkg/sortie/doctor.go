@@ -69,15 +69,7 @@ const stepTimeout = 15 * time.Second
 // probe objects under <prefix>/doctor/ are deleted, and the Hetzner write
 // probe is a request the API refuses. No secret reaches a Check.
 func Doctor(ctx context.Context, o Options) []Check {
-	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir()
-	}
-	if o.Provider == "" {
-		o.Provider = "local"
-		if o.Hetzner.Token != "" {
-			o.Provider = "hetzner"
-		}
-	}
+	o.resolveDefaults()
 	if o.Access == "" {
 		o.Access = protocol.AccessPresigned
 	}

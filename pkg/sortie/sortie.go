@@ -147,15 +147,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir()
-	}
-	if o.Provider == "" {
-		o.Provider = "local"
-		if o.Hetzner.Token != "" {
-			o.Provider = "hetzner"
-		}
-	}
+	o.resolveDefaults()
 	if o.OwnerID == "" {
 		o.OwnerID = DefaultOwnerID()
 	}
@@ -252,6 +244,20 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		cl.closers = append(cl.closers, func() error { stop(); <-done; return nil })
 	}
 	return cl, nil
+}
+
+// resolveDefaults fills in the state directory and the provider as Open
+// and Doctor both see them.
+func (o *Options) resolveDefaults() {
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir()
+	}
+	if o.Provider == "" {
+		o.Provider = "local"
+		if o.Hetzner.Token != "" {
+			o.Provider = "hetzner"
+		}
+	}
 }
 
 // validate reports the settings no provider may run with, all at once,
