@@ -282,7 +282,7 @@ func finalExit(run *sortie.Run) error {
 		return &ExitError{Code: ExitSortie, Err: err}
 	}
 	if lost := run.Unsaved(); len(lost) > 0 {
-		return &ExitError{Code: ExitSortie, Err: fmt.Errorf("%d outbox files could not be saved: %w", len(lost), errors.Join(lost...))}
+		return &ExitError{Code: ExitSortie, Err: fmt.Errorf("%d outbox %s could not be saved: %w", len(lost), plural(len(lost), "file", "files"), errors.Join(lost...))}
 	}
 	switch {
 	case res.Succeeded():
@@ -387,7 +387,11 @@ func (p *printer) result(r *protocol.Result) {
 	case !r.Succeeded():
 		status = "failed"
 	}
-	fmt.Fprintf(w, "\nresult: %s, exit code %s, %s\n", status, strconv.Itoa(r.ExitCode), r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond))
+	code := "exit code " + strconv.Itoa(r.ExitCode)
+	if r.ExitCode == -1 {
+		code = "the agent never exited on its own"
+	}
+	fmt.Fprintf(w, "\nresult: %s, %s, %s\n", status, code, r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond))
 	if r.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", r.Error)
 	}
@@ -399,4 +403,11 @@ func (p *printer) result(r *protocol.Result) {
 	for _, f := range r.Outbox {
 		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", f.Name, humanBytes(f.Size), f.SHA256[:12])
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -116,9 +116,14 @@ func (s *RunSpec) Validate() error {
 	for _, l := range []struct {
 		name string
 		v    int64
-	}{{"memory", s.Limits.MemoryBytes}, {"CPU", s.Limits.NanoCPUs}, {"pids", s.Limits.PidsLimit}} {
+		show string
+	}{
+		{"memory", s.Limits.MemoryBytes, fmt.Sprintf("%d bytes", s.Limits.MemoryBytes)},
+		{"CPU", s.Limits.NanoCPUs, fmt.Sprintf("%g CPUs", float64(s.Limits.NanoCPUs)/1e9)},
+		{"pids", s.Limits.PidsLimit, fmt.Sprint(s.Limits.PidsLimit)},
+	} {
 		if l.v < 0 {
-			errs = append(errs, fmt.Errorf("%s limit must not be negative, got %d", l.name, l.v))
+			errs = append(errs, fmt.Errorf("%s limit must not be negative, got %s", l.name, l.show))
 		}
 	}
 	if s.WorkDir != "" && !strings.HasPrefix(s.WorkDir, "/") {

@@ -258,7 +258,7 @@ func (r *run) ensureImage(ctx context.Context, rt Runtime, spec *protocol.Spec) 
 		return nil
 	}
 	if !spec.Pull {
-		return fmt.Errorf("image %q is not present on the VM and pulling is off: build or load it first, or allow pulling", spec.Image)
+		return fmt.Errorf("image %q is not present on the VM and pulling is off: build or load it first, or allow pulling (spec \"pull\": true; coordinator run --pull)", spec.Image)
 	}
 	auth, err := pullAuth(spec.Image, r.registry)
 	if err != nil {
