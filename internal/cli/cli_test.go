@@ -31,6 +31,9 @@ func TestRunFlagsRefuseBadInput(t *testing.T) {
 		{[]string{"run", "--image", "x", "--pids", "-1"}, "pids limit must not be negative"},
 		{[]string{"run", "--image", "x", "--outbox", "/proc/nope"}, "outbox folder"},
 		{[]string{"run", "--image", "x", "--secret", "SORTIE_TEST_SURELY_UNSET"}, "not set in this environment"},
+		{[]string{"run", "--image", "x", "-e", "SORTIE_OUTBOX=/tmp"}, "SORTIE_OUTBOX is set by Sortie for the agent"},
+		{[]string{"run", "--image", "x", "--message", "hi", "--message", " "}, "--message 2 is empty"},
+		{[]string{"run", "--image", "x", "--cpus", "-1"}, "CPU limit must not be negative, got -1 CPUs"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -149,6 +149,11 @@ func (f *runFlags) spec(args []string) (sortie.RunSpec, error) {
 	}
 	s.Limits.NanoCPUs = int64(f.cpus * 1e9)
 	s.Limits.PidsLimit = f.pids
+	for i, m := range f.messages {
+		if strings.TrimSpace(m) == "" {
+			errs = append(errs, fmt.Errorf("--message %d is empty: give the follow-up text", i+1))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return s, err
 	}

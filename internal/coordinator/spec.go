@@ -63,6 +63,11 @@ type RunSpec struct {
 	OutboxDir string `yaml:"outbox_dir" json:"outbox_dir,omitempty"`
 }
 
+// reservedEnv are the variables the supervisor sets in every container.
+var reservedEnv = map[string]bool{
+	"SORTIE_RUN_ID": true, "SORTIE_WORKSPACE": true, "SORTIE_INBOX": true, "SORTIE_OUTBOX": true, "SORTIE_INPUT": true,
+}
+
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate says everything that is wrong with s at once, in words that
@@ -89,10 +94,16 @@ func (s *RunSpec) Validate() error {
 		if !envName.MatchString(k) {
 			errs = append(errs, fmt.Errorf("environment variable name %q is not valid", k))
 		}
+		if reservedEnv[k] {
+			errs = append(errs, fmt.Errorf("environment variable %s is set by Sortie for the agent (see docs/agent-contract.md): choose another name", k))
+		}
 	}
 	for k := range s.Secrets {
 		if !envName.MatchString(k) {
 			errs = append(errs, fmt.Errorf("secret name %q is not a valid environment variable name", k))
+		}
+		if reservedEnv[k] {
+			errs = append(errs, fmt.Errorf("secret %s is an environment variable Sortie sets for the agent (see docs/agent-contract.md): choose another name", k))
 		}
 		if _, dup := s.Env[k]; dup {
 			errs = append(errs, fmt.Errorf("%q is both an environment variable and a secret: keep one", k))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 
 	"gopkg.in/yaml.v3"
 )
@@ -22,7 +23,7 @@ func LoadConfig(path string) (Options, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&o); err != nil && !errors.Is(err, io.EOF) {
-		return o, fmt.Errorf("config %s: %w", path, err)
+		return o, fmt.Errorf("config %s: %s", path, plainYAMLError(err))
 	}
 	return o, nil
 }
@@ -48,4 +49,27 @@ func (o *Options) FromEnv() {
 	if o.Store.SecretAccessKey == "" {
 		o.Store.SecretAccessKey = Secret(os.Getenv("AWS_SECRET_ACCESS_KEY"))
 	}
+}
+
+var (
+	yamlUnknownKey = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	yamlWrongType  = regexp.MustCompile(`cannot unmarshal !!(\w+) ` + "`" + `([^` + "`" + `]*)` + "`" + ` into (\S+)`)
+)
+
+// plainYAMLError says what yaml.v3 found in the words of the config file,
+// not of Go types: an unknown key, or a value of the wrong kind.
+func plainYAMLError(err error) string {
+	msg := yamlUnknownKey.ReplaceAllString(err.Error(), "unknown key $1 (the README's configuration section lists the keys)")
+	return yamlWrongType.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := yamlWrongType.FindStringSubmatch(m)
+		want := map[string]string{
+			"time.Duration": "a duration such as 90s or 15m", "bool": "true or false", "int64": "a whole number",
+			"int": "a whole number", "string": "a string", "[]string": "a list", "[]int64": "a list of numbers",
+			"map[string]string": "a map of strings",
+		}[sub[3]]
+		if want == "" {
+			want = "another kind of value"
+		}
+		return fmt.Sprintf("%q is not %s", sub[2], want)
+	})
 }
