@@ -125,6 +125,13 @@ func (d *doctor) mode() {
 	default:
 		d.add("access", StatusFail, "unknown store access mode %q: use --access presigned, sts or credentials", o.Access)
 	}
+	boot := o.BootTimeout
+	if boot <= 0 {
+		boot = 5 * time.Minute
+	}
+	if o.Access != protocol.AccessCredentials && o.AccessTTL > 0 && o.AccessTTL <= boot {
+		d.add("access ttl", StatusWarn, "access_ttl %s is not longer than the boot timeout %s: a VM that takes that long to boot finds its store access expired before its first renewal; raise access_ttl (default 15m)", o.AccessTTL, boot)
+	}
 }
 
 // storeConfig is the store config Open would use for a bucket.

@@ -86,6 +86,9 @@ func TestDoctorEmbedded(t *testing.T) {
 	want(t, checks, "store", sortie.StatusFail, "cannot reach the embedded store")
 	want(t, checks, "sts", sortie.StatusFail, "no STS")
 	want(t, checks, "hetzner token", sortie.StatusFail, "HCLOUD_TOKEN")
+
+	checks = sortie.Doctor(doctorCtx(t), sortie.Options{StateDir: state, AccessTTL: 2 * time.Minute, BootTimeout: 3 * time.Minute})
+	want(t, checks, "access ttl", sortie.StatusWarn, "not longer than the boot timeout")
 }
 
 // TestDoctorStore: against MinIO, each way the store refuses is said in
