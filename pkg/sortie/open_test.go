@@ -24,6 +24,10 @@ func TestOpenRefusesBadOptions(t *testing.T) {
 			t.Errorf("err = %v, want it to say %q", err, want)
 		}
 	}
+	if _, err := sortie.Open(context.Background(), sortie.Options{StateDir: t.TempDir(), Access: "sts",
+		Store: sortie.StoreOptions{Bucket: "b", Endpoint: "https://s3.eu-central-1.amazonaws.com"}}); err == nil || !strings.Contains(err.Error(), "needs a role to assume") {
+		t.Errorf("sts on AWS without a role: err = %v, want one asking for sts.role_arn", err)
+	}
 	if _, err := sortie.Open(context.Background(), sortie.Options{StateDir: t.TempDir(), AccessTTL: time.Second}); err == nil || !strings.Contains(err.Error(), "too short") {
 		t.Errorf("a 1 s access_ttl: err = %v, want too short", err)
 	}

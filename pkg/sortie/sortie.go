@@ -274,6 +274,9 @@ func (o *Options) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("unknown store access mode %q: use presigned, sts or credentials", o.Access))
 	}
+	if o.Access == protocol.AccessSTS && o.STS.RoleARN == "" && isAWS(o.STS.Endpoint, o.Store.Endpoint) {
+		errs = append(errs, errors.New("the sts access mode on AWS needs a role to assume: set sts.role_arn (--sts-role-arn, SORTIE_STS_ROLE_ARN) to a role this machine's credentials may assume"))
+	}
 	switch o.Hetzner.SelfDestruct {
 	case "", protocol.SelfDestructPoweroff, protocol.SelfDestructDelete:
 	default:
@@ -294,6 +297,16 @@ func (o *Options) validate() error {
 		errs = append(errs, fmt.Errorf("access_ttl %s is longer than presigned URLs can live (%s)", o.AccessTTL, store.MaxPresignTTL))
 	}
 	return errors.Join(errs...)
+}
+
+// isAWS reports whether STS requests go to AWS: an AWS STS endpoint, or no
+// STS endpoint and an AWS (or no) S3 endpoint.
+func isAWS(stsEndpoint, s3Endpoint string) bool {
+	e := stsEndpoint
+	if e == "" {
+		e = s3Endpoint
+	}
+	return e == "" || strings.Contains(e, ".amazonaws.com")
 }
 
 // defaultSupervisor finds the vm-supervisor for arch beside the running
