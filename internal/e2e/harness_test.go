@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -98,3 +99,24 @@ func (h *harness) assertNothingLeft(t *testing.T, runID string) {
 
 // storeSecret is the store's secret key the VMs are given.
 func (h *harness) storeSecret() string { return h.secret }
+
+// refills returns the refill messages the host wrote into a run's inbox,
+// in order.
+func (h *harness) refills(t *testing.T, runID string) []*protocol.Message {
+	t.Helper()
+	keys := protocol.NewRunKeys("e2e", runID)
+	var out []*protocol.Message
+	for seq := int64(1); ; seq++ {
+		var m protocol.Message
+		err := protocol.GetJSON(context.Background(), h.store, keys.Inbox(seq), &m)
+		if errors.Is(err, protocol.ErrNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == protocol.MessageRefill {
+			out = append(out, &m)
+		}
+	}
+}

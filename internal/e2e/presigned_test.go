@@ -72,19 +72,7 @@ func TestPresignedRefillsAndExpiry(t *testing.T) {
 		t.Errorf("stdout: %d bytes, want the %d-byte log complete and in order", stdout.Len(), logBytes)
 	}
 	// The books the VM got: the bundle's (gone) and each refill.
-	keys := protocol.NewRunKeys("e2e", run.ID)
-	var refills []*protocol.Message
-	for seq := int64(1); seq < 100; seq++ {
-		var m protocol.Message
-		if err := protocol.GetJSON(ctx, h.store, keys.Inbox(seq), &m); errors.Is(err, protocol.ErrNotFound) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if m.Type == protocol.MessageRefill {
-			refills = append(refills, &m)
-		}
-	}
+	refills := h.refills(t, run.ID)
 	if len(refills) < 2 {
 		t.Fatalf("%d refills, want several: the books were far smaller than the run", len(refills))
 	}

@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -75,27 +71,11 @@ func TestPrivateRegistryPull(t *testing.T) {
 		evs, res := collect(t, run, nil)
 		<-run.Done()
 		h.assertNothingLeft(t, run.ID)
-		for _, ev := range evs {
-			b, _ := json.Marshal(ev)
-			seen.Write(b)
-			fmt.Fprintf(&seen, "%v %+v", ev, ev)
-		}
-		rb, _ := json.Marshal(res)
-		seen.Write(rb)
-		seen.WriteString(res.Error)
-		sup, err := os.ReadFile(filepath.Join(keep, coordinator.VMName(run.ID)+".log"))
-		if err != nil || len(sup) == 0 {
-			t.Fatalf("no supervisor log kept: %v", err)
-		}
-		seen.Write(sup)
-		spec, err := h.store.Get(ctx, protocol.NewRunKeys("e2e", run.ID).Spec())
-		if err != nil {
-			t.Fatal(err)
-		}
+		all, spec := h.kept(t, keep, run.ID, evs, res)
+		seen.WriteString(all)
 		if !strings.Contains(string(spec), `"pull":true`) {
 			t.Errorf("spec.json = %s; want pull allowed by the registry credentials", spec)
 		}
-		seen.Write(spec)
 		return res
 	}
 

@@ -99,32 +99,41 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(out, "key.txt")); string(got) != agentKey {
 		t.Errorf("the container's AGENT_API_KEY = %q, want the secret delivered", got)
 	}
-	var all strings.Builder
-	for _, ev := range evs {
-		b, _ := json.Marshal(ev)
-		all.Write(b)
-		all.WriteString(fmt.Sprintf("%v %+v", ev, ev))
-	}
-	rb, _ := json.Marshal(res)
-	all.Write(rb)
-	all.WriteString(res.Error)
-	all.WriteString(logs.String())
-	sup, err := os.ReadFile(filepath.Join(keep, coordinator.VMName(run.ID)+".log"))
-	if err != nil || len(sup) == 0 {
-		t.Fatalf("no supervisor log kept: %v", err)
-	}
-	all.Write(sup)
-	spec, err := h.store.Get(ctx, protocol.NewRunKeys("e2e", run.ID).Spec())
-	if err != nil {
-		t.Fatal(err)
-	}
-	all.Write(spec)
-	if found := leaks(all.String(), ps); len(found) > 0 {
+	all, spec := h.kept(t, keep, run.ID, evs, res)
+	all += logs.String()
+	if found := leaks(all, ps); len(found) > 0 {
 		t.Errorf("secret pieces leaked into logs, events, result or spec: %q", found)
 	}
 	if !strings.Contains(string(spec), `"MODE":"test"`) || strings.Contains(string(spec), "REGISTRY_PASSWORD") {
 		t.Errorf("spec.json = %s; want the plain env and no secrets", spec)
 	}
+}
+
+// kept is everything the host saw or kept of a run, as text: its events
+// (JSON and printed), its result, the supervisor's log (from keep, the
+// local provider's KeepLogs) and its spec.json, which it also returns.
+func (h *harness) kept(t *testing.T, keep, runID string, evs []coordinator.Event, res *protocol.Result) (all string, spec []byte) {
+	t.Helper()
+	var b strings.Builder
+	for _, ev := range evs {
+		j, _ := json.Marshal(ev)
+		b.Write(j)
+		fmt.Fprintf(&b, "%v %+v", ev, ev)
+	}
+	j, _ := json.Marshal(res)
+	b.Write(j)
+	b.WriteString(res.Error)
+	sup, err := os.ReadFile(filepath.Join(keep, coordinator.VMName(runID)+".log"))
+	if err != nil || len(sup) == 0 {
+		t.Fatalf("no supervisor log kept: %v", err)
+	}
+	b.Write(sup)
+	spec, err = h.store.Get(context.Background(), protocol.NewRunKeys("e2e", runID).Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(spec)
+	return b.String(), spec
 }
 
 // TestUserDataHoldsNoSecret renders the user-data of a real Hetzner create

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -61,14 +60,8 @@ func TestSTSRenewalsAndScope(t *testing.T) {
 	}
 	keys := protocol.NewRunKeys("e2e", run.ID)
 	var renewals []*protocol.SessionCredentials
-	for seq := int64(1); seq < 100; seq++ {
-		var m protocol.Message
-		if err := protocol.GetJSON(ctx, h.store, keys.Inbox(seq), &m); errors.Is(err, protocol.ErrNotFound) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if m.Type == protocol.MessageRefill && m.Credentials != nil {
+	for _, m := range h.refills(t, run.ID) {
+		if m.Credentials != nil {
 			renewals = append(renewals, m.Credentials)
 		}
 	}
@@ -135,7 +128,7 @@ func TestSTSRenewedDuringPull(t *testing.T) {
 	if took := time.Since(started); took < 2*ttl {
 		t.Fatalf("the pull failed after %s, before the first credentials expired: the test proves nothing", took)
 	}
-	if n := countRenewals(t, h, run.ID); n < 2 {
+	if n := len(h.refills(t, run.ID)); n < 2 {
 		t.Errorf("%d renewals during a pull of several windows, want at least 2", n)
 	}
 }
@@ -158,21 +151,4 @@ func stallingServer(t *testing.T, hold time.Duration) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-func countRenewals(t *testing.T, h *harness, runID string) int {
-	keys := protocol.NewRunKeys("e2e", runID)
-	n := 0
-	for seq := int64(1); seq < 100; seq++ {
-		var m protocol.Message
-		if err := protocol.GetJSON(context.Background(), h.store, keys.Inbox(seq), &m); errors.Is(err, protocol.ErrNotFound) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if m.Type == protocol.MessageRefill && m.Credentials != nil {
-			n++
-		}
-	}
-	return n
 }

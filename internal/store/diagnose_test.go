@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -62,7 +61,7 @@ func TestClockSkewMinIO(t *testing.T) {
 
 // TestClockSkewUnreachable: no answer, no clock.
 func TestClockSkewUnreachable(t *testing.T) {
-	s := newS3(t, store.Config{Endpoint: "http://" + closedAddr(t), Bucket: "b-skew", PathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"})
+	s := newS3(t, store.Config{Endpoint: "http://" + testenv.ClosedAddr(t), Bucket: "b-skew", PathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"})
 	if _, err := s.ClockSkew(testContext(t)); err == nil {
 		t.Error("ClockSkew of an endpoint that does not answer succeeded")
 	}
@@ -82,7 +81,7 @@ func TestClassify(t *testing.T) {
 		{"unknown key", mod(func(c *store.Config) { c.AccessKeyID = "no-such-key" }), store.ProblemUnknownKey},
 		{"wrong secret", mod(func(c *store.Config) { c.SecretAccessKey = "wrong-secret" }), store.ProblemBadSecret},
 		{"no bucket", mod(func(c *store.Config) { c.Bucket = "no-such-bucket-here" }), store.ProblemNoBucket},
-		{"unreachable", mod(func(c *store.Config) { c.Endpoint = "http://" + closedAddr(t) }), store.ProblemUnreachable},
+		{"unreachable", mod(func(c *store.Config) { c.Endpoint = "http://" + testenv.ClosedAddr(t) }), store.ProblemUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,16 +97,4 @@ func TestClassify(t *testing.T) {
 	if err := newS3(t, cfg).Put(ctx, "doctor/x", bytes.NewReader([]byte("x"))); err != nil {
 		t.Fatalf("put with the right config: %v", err)
 	}
-}
-
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

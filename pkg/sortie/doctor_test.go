@@ -2,7 +2,6 @@ package sortie_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -108,7 +107,7 @@ func TestDoctorStore(t *testing.T) {
 		{"unknown key", mod(func(s *sortie.StoreOptions) { s.AccessKeyID = "not-a-key-id" }), sortie.StatusFail, []string{"AWS_ACCESS_KEY_ID"}},
 		{"wrong secret", mod(func(s *sortie.StoreOptions) { s.SecretAccessKey = "wrong-secret-1234" }), sortie.StatusFail, []string{"refused the secret key", "AWS_SECRET_ACCESS_KEY"}},
 		{"no bucket", mod(func(s *sortie.StoreOptions) { s.Bucket = "no-such-bucket-doctor" }), sortie.StatusFail, []string{`"no-such-bucket-doctor" does not exist`}},
-		{"unreachable", mod(func(s *sortie.StoreOptions) { s.Endpoint = "http://" + closedAddr(t) }), sortie.StatusFail, []string{"cannot reach the store", "--endpoint"}},
+		{"unreachable", mod(func(s *sortie.StoreOptions) { s.Endpoint = "http://" + testenv.ClosedAddr(t) }), sortie.StatusFail, []string{"cannot reach the store", "--endpoint"}},
 		{"no secret", mod(func(s *sortie.StoreOptions) { s.SecretAccessKey = "" }), sortie.StatusFail, []string{"AWS_SECRET_ACCESS_KEY is not"}},
 	}
 	for _, tt := range tests {
@@ -276,16 +275,4 @@ func objects(t *testing.T, cfg store.Config) []string {
 		keys = append(keys, aws.ToString(o.Key))
 	}
 	return keys
-}
-
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
